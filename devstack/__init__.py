@@ -1,0 +1,1 @@
+"""Local development stack: moto server with in-process Lambdas and Step Functions."""
