@@ -1,0 +1,1 @@
+"""Product-drop backend: domain rules, use cases and the DynamoDB adapter."""

@@ -1,0 +1,71 @@
+"""Settings from the environment; secrets from the environment or AWS Secrets Manager."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing."""
+
+
+def _secret(name: str) -> str:
+    """NAME from the environment, else the Secrets Manager secret named by NAME_SECRET_ID."""
+    value = os.environ.get(name)
+    if value:
+        return value
+    secret_id = os.environ.get(f"{name}_SECRET_ID")
+    if secret_id:
+        import boto3  # only when a secret really lives in Secrets Manager
+
+        return boto3.client("secretsmanager").get_secret_value(SecretId=secret_id)["SecretString"]
+    raise ConfigError(f"{name} (or {name}_SECRET_ID) must be set; `make dev` generates dev values")
+
+
+def _int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    signing_key: str
+    operator_key: str
+    pow_difficulty: int = 17
+    trust_threshold: int = 50
+    registration_grace_ms: int = 2000
+    poll_ms: int = 5000
+    session_ttl_s: int = 30 * 24 * 3600
+    stream_token_ttl_s: int = 300
+    challenge_ttl_s: int = 120
+    device_limit: bool = True
+    allowed_origin: str = ""
+    fingerprint_api_key: str = ""
+    state_machine_arn: str = ""
+    audit_bucket: str = ""
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            table_name=os.environ.get("DROPS_TABLE", "drops"),
+            signing_key=_secret("SIGNING_KEY"),
+            operator_key=_secret("OPERATOR_KEY"),
+            pow_difficulty=_int("POW_DIFFICULTY", 17),
+            trust_threshold=_int("TRUST_THRESHOLD", 50),
+            registration_grace_ms=_int("REGISTRATION_GRACE_MS", 2000),
+            poll_ms=_int("WORKFLOW_POLL_MS", 5000),
+            session_ttl_s=_int("SESSION_TTL_S", 30 * 24 * 3600),
+            stream_token_ttl_s=_int("STREAM_TOKEN_TTL_S", 300),
+            challenge_ttl_s=_int("CHALLENGE_TTL_S", 120),
+            device_limit=os.environ.get("DEVICE_LIMIT", "1") not in ("0", "false", "off"),
+            allowed_origin=os.environ.get("ALLOWED_ORIGIN", ""),
+            fingerprint_api_key=os.environ.get("FINGERPRINT_API_KEY", ""),
+            state_machine_arn=os.environ.get("STATE_MACHINE_ARN", ""),
+            audit_bucket=os.environ.get("AUDIT_BUCKET", ""),
+        )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,1 @@
+"""Pure domain rules: no boto3, no chalice, no I/O."""
