@@ -44,6 +44,7 @@ class DropService:
     signer: Signer
     settings: Settings
     clock: Callable[[], int] = now_ms
+    start_workflow: Callable[[str], None] | None = None  # starts the drop's Step Functions execution
     _cache: dict[str, tuple[int, Drop]] = field(default_factory=dict)
 
     # -- reading ----------------------------------------------------------------
@@ -110,6 +111,8 @@ class DropService:
         if drop.registration_end <= drop.registration_start:
             raise InvalidInput("registration_end must be after registration_start.")
         self.store.create_drop(drop, secret)
+        if self.start_workflow:
+            self.start_workflow(drop_id)
         log.info("drop created", extra={"drop_id": drop_id})
         return drop_view(drop, now)
 

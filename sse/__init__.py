@@ -1,0 +1,1 @@
+"""Live drop status over Server-Sent Events (ASGI: starlette + sse-starlette)."""
