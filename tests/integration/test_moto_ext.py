@@ -47,15 +47,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def endpoint():
+def endpoint(tmp_path_factory):
     port = _free_port()
     env = {**os.environ, "DEVSTACK_LAMBDA_HANDLERS": json.dumps(HANDLERS)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devstack.moto_server", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devstack.moto_server", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )
     try:
-        assert "ready" in proc.stdout.readline(), "moto server did not start"
+        assert "ready" in proc.stdout.readline(), f"moto server did not start:\n{log.read_text()[-3000:]}"
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
@@ -147,6 +149,34 @@ def test_state_machine_created_with_the_flag_off_still_runs_to_succeeded(endpoin
     desc = _wait(sfn, execution["executionArn"])
     assert desc["status"] == "SUCCEEDED"
     assert json.loads(desc["output"]) == {"event": {"drop_id": "d3"}, "function_name": "echo"}
+
+
+def test_lambda_invoke_integration_supports_result_selector_and_catch_by_class_name(sfn):
+    def invoke(function, **extra):
+        return {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+                "Parameters": {"FunctionName": function, "Payload.$": "$"}, **extra}
+
+    definition = {"StartAt": "Echo", "States": {
+        "Echo": invoke("echo", ResultSelector={"echoed.$": "$.Payload.event"}, Next="Explode"),
+        "Explode": invoke("explode", Catch=[{"ErrorEquals": ["DropNotFound"], "ResultPath": "$.caught", "Next": "Done"}],
+                          End=True),
+        "Done": {"Type": "Succeed"},
+    }}
+    sm_arn = sfn.create_state_machine(name="integration-sm", definition=json.dumps(definition), roleArn=ROLE_ARN)[
+        "stateMachineArn"
+    ]
+    desc = _wait(sfn, sfn.start_execution(stateMachineArn=sm_arn, input='{"drop_id": "d4"}')["executionArn"])
+    assert desc["status"] == "SUCCEEDED", desc
+    output = json.loads(desc["output"])
+    assert output["echoed"] == {"drop_id": "d4"}
+    assert output["caught"]["Error"] == "DropNotFound"
+
+
+def test_ensure_state_machine_updates_the_existing_machine(sfn, drop_sm):
+    assert ensure_state_machine(sfn, ROLE_ARN, local_function_arns()) == drop_sm
+    definition = json.loads(sfn.describe_state_machine(stateMachineArn=drop_sm)["definition"])
+    resources = {state.get("Resource") for state in definition["States"].values()} - {None}
+    assert resources == set(local_function_arns().values())
 
 
 def test_drop_lifecycle_waits_then_runs_lottery_promote_complete_and_succeeds(sfn, lam, drop_sm):
