@@ -70,6 +70,7 @@ let lastPhase = null;
 let firedTargets = new Set();
 let fingerprintPromise = null;
 let connection = "connecting";
+let booted = false; // show "loading" until both /status and /me had their say
 
 // ---------------------------------------------------------------- helpers
 
@@ -227,7 +228,7 @@ function countdownFor(view) {
 
 function render() {
   const now = clock.now();
-  const view = deriveView(status, me, local, now);
+  const view = booted || local.error ? deriveView(status, me, local, now) : { state: "loading", phase: "" };
   const state = view.state;
   setAttr(els.main, "data-state", state);
   setAttr(els.main, "aria-busy", state === "loading" ? "true" : "false");
@@ -238,7 +239,7 @@ function render() {
   renderPanel(view);
 
   if (lastView !== state) {
-    if (lastView !== null && state !== "loading") announce(announcementFor(view));
+    if (lastView !== null && lastView !== "loading" && state !== "loading") announce(announcementFor(view));
     lastView = state;
   }
 }
@@ -656,6 +657,7 @@ async function boot() {
   });
 
   await Promise.all([refreshStatus(), refreshMe()]);
+  booted = true;
   render();
 
   const stream = new DropStream({
