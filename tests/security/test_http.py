@@ -1,0 +1,108 @@
+"""CORS never opens the API to every origin, big bodies get 413, and no secret reaches the logs."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+import app as app_module
+
+EVIL = "https://evil.example"
+BODY_ROUTES = ["/api/drop/jacket/register", "/api/drop/jacket/purchase", "/api/drops"]
+
+
+def _concrete(path: str) -> str:
+    return path.replace("{drop_id}", "jacket")
+
+
+def test_every_route_is_declared_without_cors():
+    for path, methods in app_module.app.routes.items():
+        for method, entry in methods.items():
+            assert not entry.cors, f"{method} {path} declares CORS"
+
+
+@pytest.mark.parametrize("allowed", ["", "https://shop.example"])
+def test_no_route_answers_any_origin(api, monkeypatch, allowed):
+    from chalicelib import bootstrap
+
+    if allowed:
+        monkeypatch.setenv("ALLOWED_ORIGIN", allowed)
+        bootstrap.reset()
+    from chalice.config import Config
+    from chalice.local import LocalGateway
+
+    gateway = LocalGateway(app_module.app, Config.create())
+    api.create_drop()
+    token, _ = api.session()
+    for path, methods in app_module.app.routes.items():
+        for method in [*methods, "OPTIONS"]:
+            for origin in (EVIL, "null", allowed or "https://shop.example"):
+                headers = {"origin": origin, "access-control-request-method": "POST"}
+                if method == "OPTIONS":  # chalice.test cannot parse a body-less preflight reply
+                    raw = gateway.handle_request("OPTIONS", _concrete(path), headers, b"")
+                    got = {k.lower(): v for k, v in raw["headers"].items()}
+                else:
+                    got = api.call(method, _concrete(path), token=token, headers=headers).headers
+                acao = got.get("access-control-allow-origin")
+                assert acao != "*", (method, path)
+                assert acao is None or (allowed and acao == allowed), (method, path, origin, acao)
+                assert got.get("access-control-allow-credentials") is None or acao == allowed
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+def test_bodies_over_the_limit_get_413(api, path):
+    api.create_drop()
+    token, _ = api.session()
+    big = json.dumps({"pad": "x" * app_module.MAX_BODY}).encode()
+    res = api.call("POST", path, token=token, operator=True, raw=big)
+    assert res.status == 413 and res.body == {"error": "payload_too_large", "message": res.body["message"]}
+    edge = b" " * app_module.MAX_BODY  # exactly at the limit is not "too large"
+    assert api.call("POST", path, token=token, operator=True, raw=edge).status != 413
+
+
+def test_no_secret_or_token_reaches_the_logs(api, env, caplog, capsys):
+    from chalicelib.domain.errors import TransientStoreError
+    from chalicelib import bootstrap
+
+    caplog.set_level(logging.DEBUG)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logging.getLogger().addHandler(handler)
+    seen: list[str] = []
+    try:
+        api.create_drop(inventory=1)
+        tokens = [api.session()[0] for _ in range(3)]
+        for token in tokens:
+            assert api.register(token).status == 201
+            seen.append(api.call("POST", "/api/drop/jacket/stream-token", token=token).body["token"])
+        api.draw()
+        winner = next(t for t in tokens if api.me(t)["status"] == "WINNER")
+        res, ptoken = api.buy(winner)
+        assert res.status == 200
+        seen.append(ptoken)
+        api.call("GET", "/api/drops", headers={"x-operator-key": "guess-" + env["OPERATOR_KEY"]})
+        api.call("GET", "/api/drop/jacket/me", token=winner[:-3] + "abc")
+        svc = bootstrap.service()
+        original = svc.store.get_participant
+
+        def busy(*a, **k):
+            raise TransientStoreError("busy")
+
+        svc.store.get_participant = busy  # one 503 and one 500 path, both logged
+        api.call("GET", "/api/drop/jacket/me", token=winner)
+        svc.store.get_participant = lambda *a, **k: 1 / 0
+        assert api.call("GET", "/api/drop/jacket/me", token=winner).status == 500
+        svc.store.get_participant = original
+    finally:
+        logging.getLogger().removeHandler(handler)
+    out = capsys.readouterr()
+    logs = "\n".join([caplog.text, stream.getvalue(), out.out, out.err])
+    assert "unhandled error" in logs  # the capture does see the app's logs
+    secrets_ = {"SIGNING_KEY": env["SIGNING_KEY"], "OPERATOR_KEY": env["OPERATOR_KEY"]}
+    secrets_.update({f"token{i}": t for i, t in enumerate(tokens + seen)})
+    for name, value in secrets_.items():
+        for part in {value, value.split(".")[-1]} if "." in value else {value}:
+            assert part not in logs, f"{name} leaked into the logs"
+    assert "Bearer " not in logs
