@@ -1,0 +1,138 @@
+"""`python -m devstack.dev` end to end: one origin serves site, API and 404s; state survives the gateway; Ctrl-C cleans up."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Pids whose environment holds marker (our children carry DEVSTACK_DIR=<tmp dir>)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _state(dev_dir: Path) -> dict:
+    return json.loads((dev_dir / "state.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    dev_dir = tmp_path_factory.mktemp("devstack")
+    port = _free_port()
+    env = {**os.environ, "DEVSTACK_DIR": str(dev_dir), "DEV_PORT": str(port), "MOTO_PORT": str(_free_port()),
+           "DEVSTACK_SKIP_NPM": "1", "POW_DIFFICULTY": "8"}
+    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+        env.pop(var, None)
+    out = dev_dir / "dev.out"
+    with out.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "devstack.dev"], cwd=ROOT, env=env, stdout=fh,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 40
+    while "ready in" not in out.read_text():
+        assert proc.poll() is None, f"devstack.dev exited:\n{out.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"devstack.dev not ready:\n{out.read_text()[-3000:]}"
+        time.sleep(0.2)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    try:
+        yield {"proc": proc, "client": client, "dev_dir": dev_dir, "out": out, "marker": f"DEVSTACK_DIR={dev_dir}"}
+    finally:
+        client.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid in _processes_with(f"DEVSTACK_DIR={dev_dir}"):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_prints_the_url_the_operator_key_location_and_the_emulator_dashboard(stack):
+    text = stack["out"].read_text()
+    state = _state(stack["dev_dir"])
+    assert f"http://127.0.0.1:{state['dev_port']}/" in text
+    assert str(stack["dev_dir"] / "secrets.env") in text
+    assert f"http://127.0.0.1:{state['moto_port']}/moto-api/" in text
+    assert (stack["dev_dir"] / "secrets.env").stat().st_mode & 0o777 == 0o600
+
+
+def test_root_serves_the_storefront_page_as_html(stack):
+    resp = stack["client"].get("/")
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/html")
+    assert "<html" in resp.text.lower() or "<h1>" in resp.text
+
+
+def test_demo_drop_is_open_for_registration_with_its_workflow_running(stack):
+    resp = stack["client"].get("/api/drop/demo/status")
+    assert resp.status_code == 200
+    assert resp.json()["phase"] == "REGISTRATION" and resp.json()["inventory"] == 5
+    from devstack import provision
+
+    sfn = provision.client(_state(stack["dev_dir"])["endpoint"], "stepfunctions")
+    executions = sfn.list_executions(stateMachineArn=_state(stack["dev_dir"])["state_machine_arn"])["executions"]
+    assert [(e["name"], e["status"]) for e in executions] == [("demo", "RUNNING")]
+
+
+def test_unknown_api_route_is_a_json_404_not_api_gateways_403(stack):
+    resp = stack["client"].get("/api/no/such/route")
+    assert resp.status_code == 404
+    assert resp.json()["error"] == "not_found"
+
+
+def test_killing_the_gateway_loses_nothing(stack):
+    client, dev_dir = stack["client"], stack["dev_dir"]
+    key = (dev_dir / "secrets.env").read_text().split("OPERATOR_KEY=")[1].split()[0]
+    now = int(time.time() * 1000)
+    created = client.post("/api/drops", headers={"X-Operator-Key": key}, json={
+        "drop_id": "survivor", "name": "Survivor", "product": {"title": "Cap", "price": 20}, "inventory": 2,
+        "registration_start": now + 60_000, "registration_end": now + 120_000, "purchase_window": 60})
+    assert created.status_code == 201, created.text
+    old = _state(dev_dir)["pids"]["gateway"]
+    os.kill(old, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while True:
+        assert time.monotonic() < deadline, "the gateway was not restarted"
+        try:
+            if _state(dev_dir)["pids"]["gateway"] != old and client.get("/__devstack/health").status_code == 200:
+                break
+        except (httpx.TransportError, ValueError):
+            pass
+        time.sleep(0.2)
+    listed = client.get("/api/drops", headers={"X-Operator-Key": key}).json()["drops"]
+    assert {d["drop_id"] for d in listed} == {"demo", "survivor"}
+    assert client.get("/api/drop/demo/status").json()["phase"] == "REGISTRATION"
+
+
+def test_ctrl_c_stops_every_process(stack):
+    proc = stack["proc"]
+    assert len(_processes_with(stack["marker"])) >= 2  # moto server and gateway
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=20) == 0
+    deadline = time.monotonic() + 5
+    while _processes_with(stack["marker"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_with(stack["marker"]) == []
+    with pytest.raises(httpx.TransportError):
+        stack["client"].get("/__devstack/health")
