@@ -3,7 +3,7 @@
 //   node dev/mock-server.mjs [port]     then open http://127.0.0.1:8787/?drop=<scenario>
 // Scenarios (the drop id picks one): scheduled, open, registered, lottery,
 // won, promoted, purchased, waitlisted, lost, expired, missed-lottery,
-// missed-purchase, missed-ended, soldout, bot, failed, ratelimited.
+// missed-purchase, missed-ended, soldout, bot, failed, ratelimited, slowpow.
 import { createServer } from "node:http";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -103,7 +103,7 @@ createServer(async (req, res) => {
   if ((m = path.match(/^\/api\/drop\/([^/]+)\/status$/))) return send(res, 200, status(m[1]));
   if ((m = path.match(/^\/api\/drop\/([^/]+)\/me$/))) return send(res, 200, me(m[1], token));
   if (path === "/api/pow/challenge") {
-    return send(res, 200, { algorithm: "SHA-256", challenge: randomBytes(16).toString("hex"), salt: randomBytes(8).toString("hex") + ":", difficulty: 15, expires: Date.now() + 120000, signature: randomBytes(32).toString("hex") });
+    return send(res, 200, { algorithm: "SHA-256", challenge: randomBytes(16).toString("hex"), salt: randomBytes(8).toString("hex") + ":", difficulty: url.searchParams.get("drop_id") === "slowpow" ? 20 : 15, expires: Date.now() + 120000, signature: randomBytes(32).toString("hex") });
   }
   if ((m = path.match(/^\/api\/drop\/([^/]+)\/register$/)) && req.method === "POST") {
     const body = await readBody(req);

@@ -1,0 +1,54 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { deriveView } from "../src/view.js";
+
+const NOW = 1_000_000;
+const drop = (o = {}) => ({
+  phase: "REGISTRATION", registration_start: NOW - 1000, registration_end: NOW + 60_000,
+  remaining: 10, inventory: 10, purchase_deadline: null, ...o,
+});
+const me = (status, o = {}) => ({ status, ...o });
+const view = (s, m, local = {}) => deriveView(s, m, local, NOW).state;
+
+test("before data arrives", () => {
+  assert.equal(view(null, null), "loading");
+  assert.equal(view(null, null, { error: true }), "error");
+});
+
+test("registration lifecycle", () => {
+  assert.equal(view(drop({ phase: "SCHEDULED", registration_start: NOW + 5000 }), me("NOT_REGISTERED")), "scheduled");
+  assert.equal(view(drop({ phase: "SCHEDULED" }), me("NOT_REGISTERED")), "registration-open", "timestamps rule");
+  assert.equal(view(drop(), me("NOT_REGISTERED")), "registration-open");
+  assert.equal(view(drop(), me("REGISTERED")), "registered");
+  assert.equal(view(drop({ registration_end: NOW - 1 }), me("REGISTERED")), "lottery");
+  assert.equal(view(drop({ phase: "LOTTERY" }), me("REGISTERED")), "lottery");
+});
+
+test("missed registration is worded by phase", () => {
+  for (const phase of ["LOTTERY", "PURCHASE", "COMPLETED"]) {
+    const v = deriveView(drop({ phase }), me("NOT_REGISTERED"), {}, NOW);
+    assert.equal(v.state, "missed");
+    assert.equal(v.missedPhase, phase);
+  }
+});
+
+test("results", () => {
+  const buying = drop({ phase: "PURCHASE", purchase_deadline: NOW + 60_000 });
+  assert.equal(view(buying, me("WINNER", { purchase_deadline: NOW + 60_000 })), "won");
+  assert.equal(view(buying, me("WINNER", { purchase_deadline: NOW - 1 })), "expired");
+  assert.equal(deriveView(buying, me("WINNER"), { wasWaitlisted: true }, NOW).promoted, true);
+  assert.equal(view(buying, me("PURCHASED", { order_id: "o1" })), "purchased");
+  assert.equal(view(buying, me("WINNER"), { order: { order_id: "o1" } }), "purchased");
+  assert.equal(view(buying, me("WINNER"), { soldOut: true }), "sold-out");
+  assert.equal(view(buying, me("WAITLISTED", { position: 3 })), "waitlisted");
+  assert.equal(view({ ...buying, remaining: 0 }, me("WAITLISTED", { position: 3 })), "sold-out");
+  assert.equal(view(buying, me("EXPIRED")), "expired");
+  assert.equal(view(drop({ phase: "COMPLETED", remaining: 2 }), me("LOST", { rollover_earned: 3 })), "lost");
+  assert.equal(view(drop({ phase: "COMPLETED", remaining: 0 }), me("LOST", { rollover_earned: 0 })), "sold-out");
+});
+
+test("bot refusal and failure", () => {
+  assert.equal(view(drop(), me("NOT_REGISTERED"), { bot: true }), "bot");
+  assert.equal(view(drop({ phase: "FAILED" }), me("REGISTERED")), "failed");
+  assert.equal(view(drop({ phase: "FAILED" }), me("PURCHASED")), "purchased");
+});
