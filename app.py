@@ -8,7 +8,7 @@ from typing import Any, Callable
 from aws_lambda_powertools import Logger
 from chalice import Chalice, Response
 
-from chalicelib import bootstrap, pow as pow_
+from chalicelib import audit, bootstrap, pow as pow_
 from chalicelib.domain.errors import DropError, InvalidInput, PayloadTooLarge, Unauthorized
 from chalicelib.schemas import CreateDropIn, PurchaseIn, RegisterIn, parse
 
@@ -91,7 +91,24 @@ def drop_status(drop_id: str) -> dict:
 
 @route("/api/drop/{drop_id}/me", ["GET"])
 def my_status(drop_id: str) -> dict:
-    return bootstrap.service().me(drop_id, _shopper())
+    svc = bootstrap.service()
+    shopper = svc.shopper(_bearer())
+    view = svc.me(drop_id, shopper)
+    proof = svc.inclusion_proof(drop_id, shopper)
+    if proof:
+        view.update(pseudonym=proof["pseudonym"], inclusion_proof=proof)
+    return view
+
+
+@route("/api/drop/{drop_id}/audit", ["GET"])
+def drop_audit(drop_id: str) -> dict:
+    return bootstrap.service().audit(drop_id)
+
+
+@route("/api/drop/{drop_id}/beacon", ["GET"])
+def drop_beacon(drop_id: str) -> dict:
+    svc = bootstrap.service()
+    return audit.beacon_view(svc.store, svc.drop(drop_id, fresh=True))
 
 
 @route("/api/pow/challenge", ["GET"])
@@ -157,6 +174,13 @@ def create_drop() -> dict:
 def lottery_now(drop_id: str) -> dict:
     _operator()
     return bootstrap.service().lottery_now(drop_id)
+
+
+@route("/api/drop/{drop_id}/beacon", ["PUT"])
+def name_beacon(drop_id: str) -> dict:
+    _operator()
+    svc = bootstrap.service()
+    return audit.put_beacon(svc.store, svc.drop(drop_id, fresh=True), _body(), svc.clock())
 
 
 @route("/api/drop/{drop_id}", ["DELETE"])

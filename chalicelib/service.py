@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from chalicelib import fairness, lottery, pow as pow_
+from chalicelib import audit, fairness, lottery, pow as pow_
 from chalicelib.config import Settings
 from chalicelib.domain import pricing
 from chalicelib.domain.drop import Drop, Participant, Phase, Product, Status, Step, never_won, standing
@@ -215,13 +215,33 @@ class DropService:
             return {"drop_id": drop_id, "phase": drop.phase.value, "ran": False}
         participants = list(self.store.participants(drop_id))
         entries = {p.pseudonym: p.tickets for p in participants}
-        result = draw_result(self.store.get_secret(drop_id), entries)
+        audit.freeze(self.store, drop, entries)  # the root is public before the beacon is known
+        beacon = audit.beacon_for_draw(self.store, drop)
+        secret = self.store.get_secret(drop_id)
+        result = draw_result(secret, entries, beacon)
         position = {pseudonym: i for i, pseudonym in enumerate(result["ranking"])}
         self.store.save_ranks([_with_rank(p, position[p.pseudonym]) for p in participants])
         first = drop.first_round(len(participants), self.clock())
+        audit.publish(self.store, self.settings.audit_bucket, drop, secret, entries, result, first.end, beacon, self.clock())
         self.store.begin_purchase(drop_id, first, len(participants), len(participants))
         log.info("lottery ran", extra={"drop_id": drop_id, "entries": len(participants), "root": result["root"]})
         return {"drop_id": drop_id, "phase": Phase.PURCHASE.value, "ran": True, "winners": first.end}
+
+    def audit(self, drop_id: str) -> dict:
+        """The public audit of a drawn drop (LotteryPending before the draw)."""
+        drop = self.drop(drop_id)
+        if drop.phase not in audit.DRAWN_PHASES:  # the cache may predate the draw
+            drop = self.drop(drop_id, fresh=True)
+        return audit.audit_view(self.store, drop)
+
+    def inclusion_proof(self, drop_id: str, shopper_id: str) -> dict | None:
+        """The shopper's pseudonym and Merkle proof once the lottery ran; None before or if not registered."""
+        drop = self.drop(drop_id)
+        if drop.phase not in audit.DRAWN_PHASES and drop.effective_phase(self.clock()) is Phase.LOTTERY:
+            drop = self.drop(drop_id, fresh=True)  # the cache may predate the draw
+        if drop.phase not in audit.DRAWN_PHASES:
+            return None
+        return audit.inclusion(self.store, drop, self.store.get_participant(drop_id, shopper_id))
 
     def promote(self, drop_id: str) -> dict:
         drop = self.drop(drop_id, fresh=True)
@@ -257,9 +277,10 @@ def _with_rank(p: Participant, rank: int) -> Participant:
     return replace(p, rank=rank)
 
 
-def draw_result(secret: str, entries: dict[str, int], beacon: str = "") -> dict:
+def draw_result(secret: str, entries: dict[str, int], beacon: dict | None = None) -> dict:
+    """Root of the frozen entries, seed = H(secret, root, beacon) and the full ranking."""
     root = fairness.merkle_root(entries.items())
-    seed = fairness.draw_seed(secret, root, beacon)
+    seed = fairness.draw_seed(secret, root, fairness.beacon_material(beacon))
     return {"root": root, "seed": seed, "ranking": lottery.rank(entries, seed)}
 
 

@@ -421,3 +421,70 @@ class DropStore:
             while pending:
                 pending = self._call("batch_write_item", RequestItems=pending).get("UnprocessedItems") or {}
         return len(keys)
+
+    # -- fairness: the named beacon and the audit record (both bound to the drop's commitment) ------
+    def _put_once(self, drop_id: str, sk: str, item: dict, condition: str, **values: Any) -> bool:
+        """Conditional put of DROP#<id>/<sk>; False when the condition does not hold."""
+        names = {"#c": "commitment"} if "#c" in condition else {}
+        if "#st" in condition:
+            names["#st"] = "state"
+        kwargs: dict[str, Any] = dict(TableName=self._table, Item=_to_ddb({"pk": _drop_pk(drop_id), "sk": sk, **item}),
+                                      ConditionExpression=condition)
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if values:
+            kwargs["ExpressionAttributeValues"] = _vals(**values)
+        try:
+            self._call("put_item", **kwargs)
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _get_bound(self, drop_id: str, sk: str, commitment: str) -> dict | None:
+        """The item, unless it is left over from an earlier drop of the same id (another commitment)."""
+        item = self._get({"pk": _drop_pk(drop_id), "sk": sk}, True)
+        return item if item and item.get("commitment") == commitment else None
+
+    def name_beacon(self, drop_id: str, commitment: str, source: str, round_no: int) -> dict | None:
+        """Name the beacon round once; returns the stored beacon (None if another one was named)."""
+        self._put_once(drop_id, "BEACON", {"commitment": commitment, "source": source, "round": round_no},
+                       "attribute_not_exists(pk) OR #c <> :c", c=commitment)
+        beacon = self.get_beacon(drop_id, commitment)
+        return beacon if beacon and beacon["source"] == source and beacon["round"] == round_no else None
+
+    def set_beacon_value(self, drop_id: str, commitment: str, value: str) -> dict | None:
+        """Record the named round's value once; None when none is named or another value is stored."""
+        try:
+            res = self._call("update_item", TableName=self._table, Key=_to_ddb({"pk": _drop_pk(drop_id), "sk": "BEACON"}),
+                             UpdateExpression="SET #v = :v", ConditionExpression="#c = :c AND (attribute_not_exists(#v) OR #v = :v)",
+                             ExpressionAttributeNames={"#c": "commitment", "#v": "value"},
+                             ExpressionAttributeValues=_vals(c=commitment, v=value), ReturnValues="ALL_NEW")
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise
+        return _from_ddb(res["Attributes"])
+
+    def get_beacon(self, drop_id: str, commitment: str) -> dict | None:
+        item = self._get_bound(drop_id, "BEACON", commitment)
+        return {k: item[k] for k in ("source", "round", "value") if k in item} if item else None
+
+    def freeze_audit(self, drop_id: str, commitment: str, root: str, entries: int, frozen_at: int) -> dict:
+        """Publish the frozen entries' root once; returns what is stored (an earlier freeze wins)."""
+        self._put_once(drop_id, "AUDIT", {"commitment": commitment, "state": "frozen", "root": root,
+                                          "entries": entries, "frozen_at": frozen_at},
+                       "attribute_not_exists(pk) OR #c <> :c", c=commitment)
+        stored = self._get_bound(drop_id, "AUDIT", commitment)
+        assert stored is not None
+        return stored
+
+    def save_audit(self, drop_id: str, commitment: str, root: str, record: str) -> dict | None:
+        """frozen -> drawn with the record (JSON), only over the same root; idempotent. Returns the stored item."""
+        self._put_once(drop_id, "AUDIT", {"commitment": commitment, "state": "drawn", "root": root, "record": record},
+                       "#c = :c AND root = :r AND #st = :frozen", c=commitment, r=root, frozen="frozen")
+        return self._get_bound(drop_id, "AUDIT", commitment)
+
+    def get_audit(self, drop_id: str, commitment: str) -> dict | None:
+        return self._get_bound(drop_id, "AUDIT", commitment)
