@@ -235,6 +235,7 @@ function render() {
   for (const panel of els.panels) show(panel, panel.dataset.panel === state);
 
   if (status) renderDrop(view);
+  else if (state === "error") setText(els.title, "Limited drop");
   renderCountdown(view, now);
   renderPanel(view);
 
