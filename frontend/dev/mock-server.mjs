@@ -3,7 +3,7 @@
 //   node dev/mock-server.mjs [port]     then open http://127.0.0.1:8787/?drop=<scenario>
 // Scenarios (the drop id picks one): scheduled, open, registered, lottery,
 // won, promoted, purchased, waitlisted, lost, expired, missed-lottery,
-// missed-purchase, missed-ended, soldout, bot, failed, ratelimited, slowpow.
+// missed-purchase, missed-ended, soldout, bot, failed, ratelimited, slowpow, flaky.
 import { createServer } from "node:http";
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -16,6 +16,7 @@ const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", "
 const MIN = 60000;
 const registered = new Map(); // token -> entry (per scenario)
 const orders = new Map(); // idempotency key -> order
+const usedStreamTokens = new Set();
 
 function status(id, now = Date.now()) {
   const base = {
@@ -131,8 +132,15 @@ createServer(async (req, res) => {
     return send(res, 201, { order: orders.get(key) });
   }
   if ((m = path.match(/^\/events\/([^/]+)$/))) {
-    res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-store", Connection: "keep-alive" });
     const id = m[1];
+    // "flaky": each stream token works once and the stream drops after 2 s,
+    // so the browser's own reconnect gets 401 and the page must fetch a new token.
+    if (id === "flaky") {
+      if (usedStreamTokens.has(token)) return send(res, 401, { error: "invalid_token", message: "stream token expired" });
+      usedStreamTokens.add(token);
+      setTimeout(() => res.end(), 2000);
+    }
+    res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-store", Connection: "keep-alive" });
     const push = (type, data) => res.write(`event: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
     push("drop", status(id));
     if (id === "promoted") {
