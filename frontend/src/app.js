@@ -231,6 +231,7 @@ function render() {
   const view = booted || local.error ? deriveView(status, me, local, now) : { state: "loading", phase: "" };
   const state = view.state;
   setAttr(els.main, "data-state", state);
+  setAttr(els.main, "data-promoted", state === "won" && view.promoted ? "true" : "false");
   setAttr(els.main, "aria-busy", state === "loading" ? "true" : "false");
   for (const panel of els.panels) show(panel, panel.dataset.panel === state);
 
@@ -308,7 +309,6 @@ function renderPanel(view) {
       setText(els.wonLede, view.promoted
         ? "A winner didn't buy, so their unit is now held for you. Complete your purchase before the timer runs out."
         : "Your unit is held for you. Complete your purchase before the timer runs out.");
-      setAttr(els.main, "data-promoted", view.promoted ? "true" : "false");
       renderBuyButton();
       break;
     case "purchased": {
