@@ -499,7 +499,7 @@ function handleRegisterError(err) {
     case "bot_suspected":
       local.bot = true;
       render();
-      announce("We couldn't verify this browser. Nothing was charged.");
+      announce("We couldn't verify this browser, so your entry wasn't recorded.");
       break;
     case "registration_closed":
       announce("Registration closed just before your entry arrived.");
