@@ -8,8 +8,8 @@ from typing import Any, Callable
 from aws_lambda_powertools import Logger
 from chalice import Chalice, Response
 
-from chalicelib import audit, bootstrap, pow as pow_
-from chalicelib.domain.errors import DropError, InvalidInput, PayloadTooLarge, Unauthorized
+from chalicelib import audit, bootstrap, bots, fingerprint, pow as pow_, ratelimit
+from chalicelib.domain.errors import BotSuspected, DropError, InvalidInput, PayloadTooLarge, Unauthorized
 from chalicelib.schemas import CreateDropIn, PurchaseIn, RegisterIn, parse
 
 app = Chalice(app_name="product-drop")
@@ -81,7 +81,9 @@ def route(path: str, methods: list[str], status: int = 200) -> Callable:
 # -- shoppers ------------------------------------------------------------------------
 @route("/api/session", ["POST"], status=201)
 def create_session() -> dict:
-    return bootstrap.service().new_session()
+    svc = bootstrap.service()
+    ratelimit.enforce(svc.store, svc.settings, "session", ip=_client_ip(), now_ms=svc.clock())
+    return svc.new_session()
 
 
 @route("/api/drop/{drop_id}/status", ["GET"])
@@ -115,6 +117,7 @@ def drop_beacon(drop_id: str) -> dict:
 def pow_challenge() -> dict:
     svc = bootstrap.service()
     shopper = svc.shopper(_bearer())
+    ratelimit.enforce(svc.store, svc.settings, "challenge", ip=_client_ip(), shopper=shopper, now_ms=svc.clock())
     drop_id = (app.current_request.query_params or {}).get("drop_id", "")
     svc.drop(drop_id)
     cfg = svc.settings
@@ -125,14 +128,30 @@ def pow_challenge() -> dict:
 @route("/api/drop/{drop_id}/register", ["POST"], status=201)
 def register(drop_id: str) -> dict:
     svc = bootstrap.service()
+    cfg = svc.settings
     shopper = svc.shopper(_bearer())
+    ratelimit.enforce(svc.store, cfg, "register", ip=_client_ip(), shopper=shopper, now_ms=svc.clock())
     req = parse(RegisterIn, _body())
     svc.drop(drop_id)
-    issued = pow_.verify_solution(svc.signer, req.pow.challenge, req.pow.nonce, shopper_id=shopper,
-                                  drop_id=drop_id, now_ms=svc.clock())
-    trust = {"pow": 100, "elapsed_ms": svc.clock() - issued}
-    device = req.fingerprint.visitor_id if req.fingerprint else ""
-    entry = svc.register(drop_id, shopper, tickets=req.tickets, rollover=req.rollover, trust=trust, device=device)
+    log = {"drop_id": drop_id, "shopper_id": shopper, "ip": _client_ip()}
+    try:
+        issued = pow_.verify_solution(svc.signer, req.pow.challenge, req.pow.nonce, shopper_id=shopper,
+                                      drop_id=drop_id, now_ms=svc.clock())
+    except BotSuspected as exc:  # the reason is for operators, never for the client
+        logger.warning("bot suspected", extra={**log, "layer": "pow", "reason": exc.message})
+        raise BotSuspected() from exc
+    fp = fingerprint.check(req.fingerprint, api_key=cfg.fingerprint_api_key, api_url=cfg.fingerprint_api_url,
+                           now_ms=svc.clock())
+    signals = req.signals
+    trust = bots.assess(pow_valid=True, elapsed_ms=svc.clock() - issued, tried=req.pow.nonce + 1,
+                        fp_present=bool(fp.visitor_id), fp_confidence=fp.confidence, fp_verified=fp.verified,
+                        fp_bot=fp.bot, fp_reason=fp.reason, interactions=signals.interactions if signals else 0,
+                        page_ms=signals.elapsed_ms if signals else 0, max_hps=cfg.pow_max_hps)
+    if not trust.passes(cfg.trust_threshold):
+        logger.warning("bot suspected", extra={**log, "layer": "score", "trust": trust.to_dict()})
+        raise BotSuspected()
+    entry = svc.register(drop_id, shopper, tickets=req.tickets, rollover=req.rollover, trust=trust.to_dict(),
+                         device=fp.visitor_id)
     return {"entry": entry}
 
 

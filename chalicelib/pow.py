@@ -1,4 +1,12 @@
-"""SHA-256 proof-of-work challenges, HMAC-signed, expiring, bound to one shopper and one drop."""
+"""SHA-256 proof-of-work challenges, HMAC-signed, expiring, bound to one shopper and one drop.
+
+Why not the altcha library (2.3, evaluated): its v1 puzzle is "find the secret number n <= max_number
+with SHA-256(salt + n) == challenge" and its v2 puzzle a key-derivation prefix search; neither is the
+storefront's "SHA-256(salt + nonce) with `difficulty` leading zero bits". It could carry the binding
+(v1 salt params, v2 `data`) and an expiry, but it checks expiry against time.time() (our clock is
+injected), signs no issue time (the timing layer needs one the client cannot change) and compares
+signatures with ==. So: hashlib + hmac, one signed field list, constant-time comparison.
+"""
 from __future__ import annotations
 
 import hashlib
