@@ -11,6 +11,8 @@ Single table. Items:
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any, Iterator
@@ -31,6 +33,8 @@ from chalicelib.domain.errors import (
 )
 
 SHARDS = 16
+CONFLICT_ATTEMPTS = 4  # a cancelled transaction (TransactionConflict) is sent up to 4 times
+CONFLICT_BACKOFF_S = 0.025  # jittered: [0, 25 ms * 2^attempt), as botocore does for DynamoDB
 TRANSIENT = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -156,15 +160,21 @@ class DropStore:
 
     # -- plumbing -------------------------------------------------------------
     def _call(self, op: str, **kwargs: Any) -> dict:
-        try:
-            return getattr(self._db, op)(**kwargs)
-        except ClientError as exc:
-            if _code(exc) in TRANSIENT or (
-                _code(exc) == "TransactionCanceledException"
-                and any(r.get("Code") in ("TransactionConflict", "ThrottlingError") for r in _reasons(exc))
-            ):
-                raise TransientStoreError("The store is busy; retry shortly.") from exc
-            raise
+        """One DynamoDB call; botocore retries throttles, we retry transaction conflicts (it does not)."""
+        attempt = 0
+        while True:
+            try:
+                return getattr(self._db, op)(**kwargs)
+            except ClientError as exc:
+                attempt += 1
+                conflict = _code(exc) == "TransactionCanceledException" and any(
+                    r.get("Code") in ("TransactionConflict", "ThrottlingError") for r in _reasons(exc))
+                if conflict and attempt < CONFLICT_ATTEMPTS:  # nothing was written: safe to send again
+                    time.sleep(random.uniform(0, CONFLICT_BACKOFF_S * 2 ** (attempt - 1)))
+                    continue
+                if _code(exc) in TRANSIENT or conflict:
+                    raise TransientStoreError("The store is busy; retry shortly.") from exc
+                raise
 
     def _get(self, key: dict, consistent: bool = False) -> dict | None:
         res = self._call("get_item", TableName=self._table, Key=_to_ddb(key), ConsistentRead=consistent)
