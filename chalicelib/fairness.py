@@ -6,7 +6,7 @@ third-party and project imports so the verifier runs on a bare Python 3.
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"

@@ -108,7 +108,8 @@ def test_each_shopper_gets_a_proof_on_me_that_the_verifier_accepts(drawn, tmp_pa
     (tmp_path / "audit.json").write_text(json.dumps(audit))
     (tmp_path / "entries.json").write_text(json.dumps(audit["entries"]))
     (tmp_path / "proof.json").write_text(json.dumps(me))
-    run = subprocess.run([sys.executable, str(VERIFIER), "--audit", str(tmp_path / "audit.json"), "--entries",
+    # -I -S: no site-packages, so the verifier runs on the standard library alone
+    run = subprocess.run([sys.executable, "-I", "-S", str(VERIFIER), "--audit", str(tmp_path / "audit.json"), "--entries",
                           str(tmp_path / "entries.json"), "--pseudonym", me["pseudonym"], "--proof",
                           str(tmp_path / "proof.json")], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -116,7 +117,7 @@ def test_each_shopper_gets_a_proof_on_me_that_the_verifier_accepts(drawn, tmp_pa
     bad = copy.deepcopy(me)
     bad["inclusion_proof"]["path"][0]["hash"] = "00" * 32
     (tmp_path / "proof.json").write_text(json.dumps(bad))
-    run = subprocess.run([sys.executable, str(VERIFIER), "--audit", str(tmp_path / "audit.json"),
+    run = subprocess.run([sys.executable, "-I", "-S", str(VERIFIER), "--audit", str(tmp_path / "audit.json"),
                           "--proof", str(tmp_path / "proof.json")], capture_output=True, text=True, timeout=60)
     assert run.returncode == 1 and "inclusion proof does not lead to the published root" in run.stderr
 
