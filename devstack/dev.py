@@ -143,7 +143,7 @@ class Stack:
         self.gateway: Child | None = None
 
     def _env(self) -> dict[str, str]:
-        state = {"endpoint": self.endpoint, "table": provision.TABLE, **self.state}
+        state = {"endpoint": self.endpoint, "table": provision.TABLE, "audit_bucket": provision.AUDIT_BUCKET, **self.state}
         return {**os.environ, **provision.app_env(state, self.keys), "PYTHONUNBUFFERED": "1",
                 "DEVSTACK_DIR": str(self.dev_dir), "DEV_PORT": str(self.dev_port)}
 

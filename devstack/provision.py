@@ -25,6 +25,7 @@ REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
 TABLE = "drops-dev"
 BUCKET = "drops-dev-site"
+AUDIT_BUCKET = "drops-dev-audit"
 SFN_ROLE = "drops-dev-statemachine"
 LAMBDA_ROLE = "drops-dev-tasks"
 # Lambda function name -> in-process handler (the moto server imports these).
@@ -87,6 +88,7 @@ def app_env(state: dict, keys: dict[str, str]) -> dict[str, str]:
         "SIGNING_KEY": keys["SIGNING_KEY"],
         "OPERATOR_KEY": keys["OPERATOR_KEY"],
         "STATE_MACHINE_ARN": state.get("state_machine_arn", ""),
+        "AUDIT_BUCKET": state.get("audit_bucket", ""),
         "WORKFLOW_POLL_MS": os.environ.get("WORKFLOW_POLL_MS", "2000"),
         "POW_DIFFICULTY": os.environ.get("POW_DIFFICULTY", "17"),
         "DEVSTACK_LAMBDA_HANDLERS": json.dumps(HANDLERS),
@@ -116,8 +118,7 @@ def content_type(path: Path) -> str:
     return EXTRA_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
-def provision_site(endpoint: str, dist: Path = DIST, bucket: str = BUCKET) -> int:
-    """Private site bucket with dist/ uploaded (Content-Type per file); returns files uploaded."""
+def private_bucket(endpoint: str, bucket: str) -> None:
     s3 = client(endpoint, "s3")
     try:
         s3.create_bucket(Bucket=bucket)
@@ -125,6 +126,12 @@ def provision_site(endpoint: str, dist: Path = DIST, bucket: str = BUCKET) -> in
         pass
     s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
         "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+
+
+def provision_site(endpoint: str, dist: Path = DIST, bucket: str = BUCKET) -> int:
+    """Private site bucket with dist/ uploaded (Content-Type per file); returns files uploaded."""
+    private_bucket(endpoint, bucket)
+    s3 = client(endpoint, "s3")
     count = 0
     for path in sorted(p for p in dist.rglob("*") if p.is_file()) if dist.is_dir() else []:
         key = path.relative_to(dist).as_posix()
@@ -176,9 +183,11 @@ def provision_all(endpoint: str, *, dist: Path = DIST, log: Callable[[str], None
     log(f"  table      {TABLE} (from {TEMPLATE.relative_to(ROOT)})")
     uploaded = provision_site(endpoint, dist)
     log(f"  site       s3://{BUCKET} ({uploaded} files from {dist.relative_to(ROOT) if dist.is_relative_to(ROOT) else dist})")
+    private_bucket(endpoint, AUDIT_BUCKET)
+    log(f"  audit      s3://{AUDIT_BUCKET}")
     provision_functions(endpoint)
     log(f"  lambdas    {', '.join(HANDLERS)}")
     sm_arn = provision_state_machine(endpoint)
     log(f"  workflow   {sm_arn}")
-    return {"endpoint": endpoint, "region": REGION, "table": TABLE, "bucket": BUCKET,
+    return {"endpoint": endpoint, "region": REGION, "table": TABLE, "bucket": BUCKET, "audit_bucket": AUDIT_BUCKET,
             "site_files": uploaded, "state_machine_arn": sm_arn}
