@@ -92,7 +92,7 @@ def assess(*, pow_valid: bool, elapsed_ms: int, tried: int, fp_present: bool, fp
     reasons = [fp_reason] if fp_reason else []
     if not fp_present:
         reasons.append("no fingerprint")
-    if server_timing(elapsed_ms, tried, max_hps) < LUCKY:
+    if elapsed_ms < FAST_MS or server_timing(elapsed_ms, tried, max_hps) == 0:
         reasons.append(f"too fast: {elapsed_ms} ms for {tried} hashes")
     if not pow_valid:
         reasons.append("proof-of-work invalid")
