@@ -17,7 +17,8 @@ CODE_FILES = ("lottery.py", "fairness.py")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 SOURCE = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
 DRAWN_PHASES = (Phase.PURCHASE, Phase.COMPLETED, Phase.FAILED)
-_TREES: dict[tuple[str, str], "FrozenEntries"] = {}  # (drop_id, root) -> tree; entries never change after a draw
+_TREES: dict[tuple[str, str], "FrozenEntries"] = {}  # (drop_id, seed) -> tree and ranks; fixed once drawn
+_RECORDS: dict[tuple[str, str], dict] = {}  # (drop_id, commitment) -> drawn record
 
 
 class LotteryPending(DropError):
@@ -145,23 +146,31 @@ class FrozenEntries:
         self.ranking = [p.pseudonym for p in ranked]
 
 
-def _frozen(store: DropStore, drop_id: str, root: str) -> FrozenEntries:
-    tree = _TREES.get((drop_id, root))
+def _frozen(store: DropStore, drop_id: str, record: dict) -> FrozenEntries:
+    tree = _TREES.get((drop_id, record["seed"]))
     if tree is None:
         tree = FrozenEntries(list(store.participants(drop_id)))
-        if tree.root != root:
+        if tree.root != record["root"]:
             raise LotteryError("The stored entries do not match the published root.")
         if len(_TREES) > 32:
             _TREES.clear()
-        _TREES[(drop_id, root)] = tree
+        _TREES[(drop_id, record["seed"])] = tree
     return tree
 
 
 def _drawn(store: DropStore, drop: Drop) -> dict | None:
+    """The drawn record; cached per process once drawn (it never changes for this commitment)."""
     if drop.phase not in DRAWN_PHASES:
         return None
-    stored = store.get_audit(drop.drop_id, drop.commitment)
-    return json.loads(stored["record"]) if stored and stored.get("state") == "drawn" else None
+    key = (drop.drop_id, drop.commitment)
+    if key not in _RECORDS:
+        stored = store.get_audit(drop.drop_id, drop.commitment)
+        if not stored or stored.get("state") != "drawn":
+            return None
+        if len(_RECORDS) > 256:
+            _RECORDS.clear()
+        _RECORDS[key] = json.loads(stored["record"])
+    return _RECORDS[key]
 
 
 def audit_view(store: DropStore, drop: Drop) -> dict:
@@ -169,7 +178,7 @@ def audit_view(store: DropStore, drop: Drop) -> dict:
     record = _drawn(store, drop)
     if record is None:
         raise LotteryPending("The lottery has not run yet; the audit is published with the results.")
-    tree = _frozen(store, drop.drop_id, record["root"])
+    tree = _frozen(store, drop.drop_id, record)
     k = record["winners_count"]
     view = {**record, "winners": tree.ranking[:k], "waitlist": tree.ranking[k:]}
     if not record.get("entries_url"):
@@ -184,7 +193,7 @@ def inclusion(store: DropStore, drop: Drop, participant: Participant | None) -> 
     record = _drawn(store, drop)
     if record is None:
         return None
-    tree = _frozen(store, drop.drop_id, record["root"])
+    tree = _frozen(store, drop.drop_id, record)
     index = tree.index.get(participant.pseudonym)
     if index is None:
         return None

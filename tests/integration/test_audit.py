@@ -179,13 +179,19 @@ def test_the_audit_is_written_once_however_often_the_lottery_runs(drawn, clock):
 
 
 def test_a_recreated_drop_does_not_serve_the_old_audit(drawn, clock):
-    client, svc, _ = drawn
+    client, svc, old = drawn
     svc.reset_drop("jacket")
     svc.create_drop(drop_spec(clock))
     clock.advance(2_000)  # past the service's 1 s drop cache
     assert _get(client, "/api/drop/jacket/audit")[0] == 409
     with pytest.raises(LotteryPending):
         svc.audit("jacket")
+    _register_all(svc)  # the same shoppers again: the same entries and root, a new secret
+    clock.advance(61_000)
+    svc.run_lottery("jacket")
+    status, again = _get(client, "/api/drop/jacket/audit")
+    assert status == 200 and again["root"] == old["root"] and again["seed"] != old["seed"]
+    verify_drop.verify(again, again["entries"], say=_quiet)
 
 
 def test_entries_go_to_s3_when_a_bucket_is_configured(service, clock):
