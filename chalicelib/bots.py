@@ -17,7 +17,7 @@ HUMAN_MS = 1000  # from here on: full timing points
 LUCKY = 0.5  # the timing fraction of a short but browser-paced solve
 SIGNALS_SHARE = 0.2  # the part of the timing points that needs the client's signals to agree
 OSS_MAX_CONFIDENCE = 0.7  # the open-source FingerprintJS agent never reports more (0.3-0.7)
-DEFAULT_MAX_HPS = 1_000_000
+DEFAULT_MAX_HPS = 500_000  # 3x the browser rate the 17-bit difficulty is calibrated for (2^17 in ~0.8 s)
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ class Settings:
     state_machine_arn: str = ""
     audit_bucket: str = ""
     fingerprint_api_url: str = ""  # overrides the Fingerprint Server API host (tests point it at a fake)
-    pow_max_hps: int = 1_000_000  # hashes/s no browser beats: faster solves earn no timing points
+    pow_max_hps: int = 500_000  # hashes/s a browser is not expected to beat (3x the 17-bit calibration)
     rate_window_s: int = 60
     rate_session_ip: int = 20  # per window; 0 turns a limit off
     rate_challenge_shopper: int = 30
@@ -72,7 +72,7 @@ class Settings:
             state_machine_arn=os.environ.get("STATE_MACHINE_ARN", ""),
             audit_bucket=os.environ.get("AUDIT_BUCKET", ""),
             fingerprint_api_url=os.environ.get("FINGERPRINT_API_URL", ""),
-            pow_max_hps=_int("POW_MAX_HPS", 1_000_000),
+            pow_max_hps=_int("POW_MAX_HPS", 500_000),
             rate_window_s=max(1, _int("RATE_LIMIT_WINDOW_S", 60)),
             rate_session_ip=_int("RATE_LIMIT_SESSION_IP", 20),
             rate_challenge_shopper=_int("RATE_LIMIT_CHALLENGE_SHOPPER", 30),

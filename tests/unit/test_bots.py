@@ -59,6 +59,7 @@ def test_client_signals_add_evidence_but_never_replace_the_server_clock():
 def test_max_hps_is_configurable():
     assert bots.server_timing(100, 100_000, max_hps=2_000_000) == 0.5
     assert bots.server_timing(100, 100_000, max_hps=500_000) == 0.0
+    assert bots.server_timing(100, 100_000) == 0.0  # 1 M hashes/s: faster than the default allows
 
 
 # -- the score -----------------------------------------------------------------------
