@@ -202,6 +202,20 @@ def name_beacon(drop_id: str) -> dict:
     return audit.put_beacon(svc.store, svc.drop(drop_id, fresh=True), _body(), svc.clock())
 
 
+@route("/api/drop/{drop_id}/participants", ["GET"])
+def drop_participants(drop_id: str) -> dict:
+    """Operator: counts by status, trust-score histogram, one page of entries (?status=&limit=&offset=)."""
+    _operator()
+    from chalicelib import operator
+
+    svc, query = bootstrap.service(), app.current_request.query_params or {}
+    statuses = operator.parse_statuses(query.get("status"))
+    limit, offset = operator.parse_page(query.get("limit"), query.get("offset"))
+    drop = svc.drop(drop_id, fresh=True)
+    return operator.participants_summary(drop, svc.store.participants(drop_id), svc.clock(),
+                                         statuses=statuses, limit=limit, offset=offset)
+
+
 @route("/api/drop/{drop_id}", ["DELETE"])
 def reset_drop(drop_id: str) -> dict:
     _operator()
