@@ -70,6 +70,7 @@ publish:
 	$(AWS) cloudformation describe-stacks --stack-name $(STACK) --output table --query "Stacks[0].Outputs"
 
 load: install
+	test -f bench/locustfile.py || { echo "bench/locustfile.py does not exist yet"; exit 2; }
 	$(BIN)/locust -f bench/locustfile.py --headless -u 200 -r 50 -t 60s --host $${DROPS_ENDPOINT:-http://127.0.0.1:8000}
 
 # -- operator verbs (thin wrappers over the drops CLI; DROP=demo by default) ------------

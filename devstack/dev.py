@@ -257,8 +257,9 @@ def main() -> int:
         code = 1
     finally:
         print("\nstopping ...", flush=True)
+        stopping = time.monotonic()
         stack.stop()
-        print("stopped.", flush=True)
+        print(f"stopped in {time.monotonic() - stopping:.1f} s.", flush=True)
     return code
 
 
