@@ -34,6 +34,7 @@ clean:
 
 # -- infra (docs/DEPLOY.md) --------------------------------------------------------------
 package: install
+	$(BIN)/python infra/sync_asl.py
 	rm -rf build && mkdir -p build
 	AWS_DEFAULT_REGION=$(REGION) $(BIN)/chalice package --stage $(STAGE) --template-format yaml \
 	  --merge-template infra/template.yaml build

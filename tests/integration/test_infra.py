@@ -59,8 +59,9 @@ def test_template_reads_with_a_plain_yaml_loader_and_keeps_the_table():
 
 def test_state_machine_definition_is_the_asl_file_with_the_chalice_lambda_arns(resources):
     sub = resources["DropStateMachine"]["Properties"]["DefinitionString"]["Fn::Sub"]
-    asl = json.loads((ROOT / "statemachines" / "drop.asl.json").read_text())
-    assert json.loads(sub[0]) == asl
+    asl_text = (ROOT / "statemachines" / "drop.asl.json").read_text()
+    assert json.loads(sub[0]) == json.loads(asl_text), "stale copy: run python infra/sync_asl.py"
+    assert set(re.findall(r"\$\{(\w+)\}", asl_text)) == set(sub[1])
     assert {k: v["Fn::GetAtt"][0] for k, v in sub[1].items()} == {
         "TickFunctionArn": "DropTick", "LotteryFunctionArn": "DropRunLottery", "PromoteFunctionArn": "DropPromote",
         "CompleteFunctionArn": "DropComplete", "FailFunctionArn": "DropMarkFailed"}
