@@ -9,7 +9,10 @@ SSE_MAX_DURATION_S (600 s) and the browser reconnects after `retry:` (SSE_RETRY_
 
 Reads scale with drops, not viewers: all streams of a drop in this process share one poller
 (sse.hub) that reads the drop every SSE_POLL_MS (500 ms). A shopper's own record is read when
-the drop's phase or round changes, and otherwise every SSE_ME_REFRESH_S (10 s, jittered).
+the drop's phase or round changes, and otherwise every SSE_ME_REFRESH_S (10 s, jittered): one
+GetItem per stream, or, when a drop has at least SSE_ROSTER_MIN_STREAMS (50) streams here and at
+most 8 entries per stream (and SSE_ROSTER_MAX, 20,000, in all), one shared read of all its
+participants per phase/round change or refresh period, which every stream then looks up.
 
 Running on AWS: this ASGI app runs behind the AWS Lambda Web Adapter layer on a function URL
 with InvokeMode RESPONSE_STREAM. Command: `python -m uvicorn sse.app:app --host 0.0.0.0 --port $PORT`
@@ -57,6 +60,8 @@ class SseConfig:
     me_refresh_s: float = 10
     retry_ms: int = 2000
     read_concurrency: int = 16
+    roster_min_streams: int = 50
+    roster_max: int = 20_000
     allowed_origin: str = ""
 
     @classmethod
@@ -65,6 +70,8 @@ class SseConfig:
         return cls(poll_ms=int(env("SSE_POLL_MS", 500)), max_duration_s=float(env("SSE_MAX_DURATION_S", 600)),
                    heartbeat_s=float(env("SSE_HEARTBEAT_S", 15)), me_refresh_s=float(env("SSE_ME_REFRESH_S", 10)),
                    retry_ms=int(env("SSE_RETRY_MS", 2000)), read_concurrency=int(env("SSE_READ_CONCURRENCY", 16)),
+                   roster_min_streams=int(env("SSE_ROSTER_MIN_STREAMS", 50)),
+                   roster_max=int(env("SSE_ROSTER_MAX", 20_000)),
                    allowed_origin=env("ALLOWED_ORIGIN", ""))
 
 
@@ -118,7 +125,7 @@ async def _events(hubs: Hubs, hub: DropHub, shopper_id: str, resume: tuple[str, 
         mono = time.monotonic()
         if snap.epoch != epoch or mono >= next_read:
             try:
-                participant = await hubs.participant(hub.drop_id, shopper_id)
+                participant = await hub.participant(shopper_id, snap.epoch, first=not known)
                 known, epoch, next_read = True, snap.epoch, mono + cfg.me_refresh_s * random.uniform(0.8, 1.2)
             except STORE_ERRORS as exc:
                 hubs.stats.read_errors += 1
@@ -148,7 +155,8 @@ async def _events(hubs: Hubs, hub: DropHub, shopper_id: str, resume: tuple[str, 
 
 def create_app(cfg: SseConfig | None = None) -> Starlette:
     cfg = cfg or SseConfig.from_env()
-    hubs = Hubs(lambda: bootstrap.service().store, poll_ms=cfg.poll_ms, read_concurrency=cfg.read_concurrency)
+    hubs = Hubs(lambda: bootstrap.service().store, poll_ms=cfg.poll_ms, read_concurrency=cfg.read_concurrency,
+                me_refresh_s=cfg.me_refresh_s, roster_min_streams=cfg.roster_min_streams, roster_max=cfg.roster_max)
 
     async def events(request: Request):
         drop_id = request.path_params["drop_id"]

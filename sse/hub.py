@@ -46,6 +46,9 @@ class Stats:
     def __init__(self) -> None:
         self.drop_reads = 0
         self.participant_reads = 0
+        self.roster_reads = 0
+        self.roster_items = 0
+        self.roster_last_ms = 0.0
         self.read_errors = 0
         self.streams = 0
         self.streams_total = 0
@@ -53,6 +56,8 @@ class Stats:
 
     def as_dict(self, pollers: int) -> dict:
         return {"drop_reads": self.drop_reads, "participant_reads": self.participant_reads,
+                "roster_reads": self.roster_reads, "roster_items": self.roster_items,
+                "roster_last_ms": round(self.roster_last_ms, 1),
                 "read_errors": self.read_errors, "streams": self.streams, "streams_total": self.streams_total,
                 "pollers": pollers, "pollers_started": self.pollers_started}
 
@@ -69,6 +74,7 @@ class DropHub:
         self._hubs = hubs
         self._first = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._roster: tuple[tuple, float, asyncio.Task] | None = None  # (epoch, loaded at, load task)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"sse-poller-{self.drop_id}")
@@ -84,6 +90,41 @@ class DropHub:
         await self._first.wait()
         return self.snapshot
 
+    async def participant(self, shopper_id: str, epoch: tuple, *, first: bool = False) -> Participant | None:
+        """The shopper's record: from the drop's shared roster when many watch, else one GetItem.
+
+        A stream's first read, and a shopper not in the roster (not registered, or registered
+        since it was read), always get their own GetItem, so a new entry shows at once.
+        """
+        if first or not self._roster_pays():
+            return await self._hubs.participant(self.drop_id, shopper_id)
+        mono = time.monotonic()
+        if self._roster is None or self._roster[0] != epoch or mono - self._roster[1] >= self._hubs.me_refresh_s:
+            task = asyncio.create_task(self._load_roster())
+            self._roster = (epoch, mono, task)
+        found = (await asyncio.shield(self._roster[2])).get(shopper_id)
+        return found if found is not None else await self._hubs.participant(self.drop_id, shopper_id)
+
+    def _roster_pays(self) -> bool:
+        """One read of all participants beats a GetItem per viewer when viewers are many against entries."""
+        hubs, snap = self._hubs, self.snapshot
+        registered = snap.drop.registered if snap else 0
+        return (self.subscribers >= hubs.roster_min_streams and registered <= hubs.roster_max
+                and self.subscribers * 8 >= registered)
+
+    async def _load_roster(self) -> dict[str, Participant]:
+        stats = self._hubs.stats
+        stats.roster_reads += 1
+        started = time.monotonic()
+        try:
+            roster = await self._hubs.read(lambda: {p.shopper_id: p for p in self._hubs.store.participants(self.drop_id)})
+        except BaseException:
+            self._roster = None  # the next caller tries again
+            raise
+        stats.roster_items += len(roster)
+        stats.roster_last_ms = (time.monotonic() - started) * 1000
+        return roster
+
     def _notify(self) -> None:
         old, self.changed = self.changed, asyncio.Event()
         old.set()
@@ -97,7 +138,7 @@ class DropHub:
 
     async def _poll(self) -> None:
         try:
-            drop = await self._hubs.read(self._hubs.store.get_drop, self.drop_id)
+            drop = await self._hubs.read(self._hubs.store.get_drop, self.drop_id, poll=True)
         except STORE_ERRORS as exc:
             self._hubs.stats.read_errors += 1
             log.warning("drop read failed", extra={"drop_id": self.drop_id, "error": type(exc).__name__})
@@ -121,20 +162,25 @@ class DropHub:
 class Hubs:
     """The hubs of this process: a hub lives from its drop's first subscriber to its last."""
 
-    def __init__(self, store_factory: Callable[[], Any], *, poll_ms: int, read_concurrency: int) -> None:
+    def __init__(self, store_factory: Callable[[], Any], *, poll_ms: int, read_concurrency: int,
+                 me_refresh_s: float = 10, roster_min_streams: int = 50, roster_max: int = 20_000) -> None:
         self._store_factory = store_factory
         self._hubs: dict[str, DropHub] = {}
         self.poll_ms = poll_ms
+        self.me_refresh_s = me_refresh_s
+        self.roster_min_streams = roster_min_streams
+        self.roster_max = roster_max
         self.stats = Stats()
         self._limiter = anyio.CapacityLimiter(read_concurrency)
+        self._poll_limiter = anyio.CapacityLimiter(4)  # drop polls never queue behind participant reads
 
     @property
     def store(self) -> Any:
         return self._store_factory()
 
-    async def read(self, fn: Callable, *args: Any) -> Any:
+    async def read(self, fn: Callable, *args: Any, poll: bool = False) -> Any:
         """A blocking store call in a worker thread, at most read_concurrency at once."""
-        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._poll_limiter if poll else self._limiter)
 
     async def participant(self, drop_id: str, shopper_id: str) -> Participant | None:
         self.stats.participant_reads += 1

@@ -28,6 +28,7 @@ TABLE = "drops-sse-e2e"
 SIGNING_KEY = secrets.token_hex(32)
 OPERATOR_KEY = secrets.token_hex(16)
 ORIGIN = "http://shop.localhost:5173"
+ROSTER_MIN_STREAMS = 5  # from this many streams on a drop, one shared read of its participants
 
 
 def _free_port() -> int:
@@ -63,7 +64,8 @@ def moto(tmp_path_factory):
 
 def _start_sse(moto_endpoint: str, log: Path, **extra: str):
     port = _free_port()
-    env = {**os.environ, **_aws_env(moto_endpoint), "SSE_HEARTBEAT_S": "1", "ALLOWED_ORIGIN": ORIGIN, **extra}
+    env = {**os.environ, **_aws_env(moto_endpoint), "SSE_HEARTBEAT_S": "1", "ALLOWED_ORIGIN": ORIGIN,
+           "SSE_ME_REFRESH_S": "1", "SSE_ROSTER_MIN_STREAMS": str(ROSTER_MIN_STREAMS), **extra}
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "sse", "--port", str(port), "--log-level", "warning"],
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -251,9 +253,9 @@ def test_resume_with_last_event_id_sends_only_what_changed(sse, service, drop):
 
 def _expect_401(base: str, drop_id: str, token: str | None) -> dict:
     url = f"{base}/events/{drop_id}" + (f"?token={token}" if token is not None else "")
-    resp = httpx.get(url, timeout=5)
-    assert resp.status_code == 401 and resp.headers["content-type"] == "application/json"
-    return resp.json()
+    with httpx.stream("GET", url, timeout=5) as resp:  # a wrongly accepted token must fail, not hang
+        assert resp.status_code == 401 and resp.headers["content-type"] == "application/json"
+        return json.loads(resp.read())
 
 
 def test_forged_expired_other_drop_and_wrong_purpose_tokens_get_401_before_streaming(sse, service, drop):
@@ -312,6 +314,30 @@ def test_streams_of_one_drop_share_one_poller(sse, service, drop):
     while _stats(sse)["streams"] != before["streams"] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _stats(sse)["pollers"] == before["pollers"]
+
+
+def test_many_streams_read_the_participants_once_per_change_not_once_per_stream(sse, service, drop):
+    shoppers = ("shp_a", "shp_b") * 3 + ("shp_c",)
+    streams = [Stream(_url(sse, drop, _token(service, drop, s))) for s in shoppers]
+    try:
+        for shopper, stream in zip(shoppers, streams):
+            assert stream.next("me")["data"]["status"] == ("NOT_REGISTERED" if shopper == "shp_c" else "REGISTERED")
+        service.register(drop, "shp_c", tickets=3, rollover=0)  # not in a roster read before: still shows at once
+        assert streams[-1].next("me", timeout=3)["data"]["status"] == "REGISTERED"
+        time.sleep(1.5)
+        before = _stats(sse)
+        service.lottery_now(drop)
+        service.run_lottery(drop)
+        for shopper, stream in zip(shoppers, streams):
+            me = stream.next("me", where=lambda e: e["data"]["status"] != "REGISTERED")["data"]
+            assert me["status"] == "WINNER" and me["shopper_id"] == shopper
+            assert me["tickets"] == {"shp_a": 2, "shp_b": 5, "shp_c": 3}[shopper]
+        after = _stats(sse)
+    finally:
+        for stream in streams:
+            stream.close()
+    assert after["roster_reads"] > before["roster_reads"]
+    assert after["participant_reads"] - before["participant_reads"] < len(streams), "a GetItem per stream"
 
 
 def test_unknown_drop_is_404_and_stats_need_the_operator_key(sse, service):
