@@ -32,20 +32,34 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=NO_STORE)
 
 
+def _local_gateway(chalice_app: Any) -> Any:
+    """chalice.local.LocalGateway that reports the caller's address as sourceIp, as API Gateway does."""
+    from chalice.config import Config
+    from chalice.local import LocalGateway
+
+    class SourceIpGateway(LocalGateway):
+        source_ip = "127.0.0.1"
+
+        def _generate_lambda_event(self, *args: Any, **kwargs: Any) -> dict:  # chalice 1.34 private hook
+            event = super()._generate_lambda_event(*args, **kwargs)
+            event["requestContext"]["identity"]["sourceIp"] = self.source_ip
+            return event
+
+    return SourceIpGateway(chalice_app, Config.create(chalice_stage="dev", lambda_timeout=60,
+                                                      lambda_memory_size=512, function_name="api_handler"))
+
+
 class ApiGateway:
     """API Gateway's role: Chalice's LocalGateway, one request at a time (Chalice keeps current_request on the app)."""
 
     def __init__(self, chalice_app: Any) -> None:
-        from chalice.config import Config
-        from chalice.local import LocalGateway
-
-        self._gateway = LocalGateway(chalice_app, Config.create(chalice_stage="dev", lambda_timeout=60,
-                                                                lambda_memory_size=512, function_name="api_handler"))
+        self._gateway = _local_gateway(chalice_app)
         self._limiter = CapacityLimiter(1)
 
-    def _call(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> Response:
+    def _call(self, method: str, path: str, headers: dict[str, str], body: bytes | None, ip: str) -> Response:
         from chalice.local import ForbiddenError, LocalGatewayException
 
+        self._gateway.source_ip = ip  # safe: one request at a time
         try:
             result = self._gateway.handle_request(method=method, path=path, headers=headers, body=body)
         except ForbiddenError:  # API Gateway's "Missing Authentication Token" 403 means: no such route
@@ -62,7 +76,8 @@ class ApiGateway:
         ip = request.client.host if request.client else "127.0.0.1"
         headers = {k: v for k, v in request.headers.items() if k != "x-forwarded-for"}
         headers["x-forwarded-for"] = ", ".join(filter(None, [request.headers.get("x-forwarded-for"), ip]))
-        return await to_thread.run_sync(self._call, request.method, path, headers, body or None, limiter=self._limiter)
+        return await to_thread.run_sync(self._call, request.method, path, headers, body or None, ip,
+                                        limiter=self._limiter)
 
 
 def _to_response(result: dict) -> Response:

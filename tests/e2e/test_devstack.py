@@ -136,3 +136,24 @@ def test_ctrl_c_stops_every_process(stack):
     assert _processes_with(stack["marker"]) == []
     with pytest.raises(httpx.TransportError):
         stack["client"].get("/__devstack/health")
+
+
+def test_gateway_reports_each_callers_address_as_source_ip_for_per_ip_limits(env, monkeypatch):
+    """In-process: the ApiGateway passes the client address on, so one address is limited and another is not."""
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from app import app as chalice_app
+    from chalicelib import bootstrap
+    from devstack.gateway import API_METHODS, ApiGateway
+
+    monkeypatch.setenv("RATE_LIMIT_SESSION_IP", "2")
+    bootstrap.reset()
+    asgi = Starlette(routes=[Route("/api/{rest:path}", ApiGateway(chalice_app).handle, methods=API_METHODS)])
+    with TestClient(asgi, client=("10.0.0.1", 1000)) as first, TestClient(asgi, client=("10.0.0.2", 1000)) as second:
+        codes = [first.post("/api/session").status_code for _ in range(3)]
+        assert codes == [201, 201, 429]
+        assert second.post("/api/session").status_code == 201
+        wrong = first.put("/api/drops")
+        assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
