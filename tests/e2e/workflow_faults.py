@@ -1,0 +1,93 @@
+"""Fault-injecting wrappers around app.py's task Lambdas, and a moto server launcher for them.
+
+The handlers run inside the moto server process, so attempts are counted in the DynamoDB
+table (pk ATTEMPTS_PK), where the test process can read them.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+from typing import Any, Callable
+
+import boto3
+
+from chalicelib.domain.errors import InvalidPhase, TransientStoreError
+
+ATTEMPTS_PK = "TEST#ATTEMPTS"
+FLAKY = "flaky-"  # lottery: fails before drawing, then draws and fails (result lost), then succeeds
+UNREADY = "unready-"  # lottery: the first call says registration is still open
+DDB_OPERATIONS = (
+    "put_item", "update_item", "delete_item", "get_item", "query", "scan",
+    "batch_write_item", "batch_get_item", "transact_write_items", "transact_get_items",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _ddb() -> Any:
+    return boto3.client("dynamodb")
+
+
+def count_attempt(function: str, drop_id: str) -> int:
+    """Count one call of function for drop_id; return the count so far (1 on the first call)."""
+    res = _ddb().update_item(
+        TableName=os.environ["DROPS_TABLE"], Key={"pk": {"S": ATTEMPTS_PK}, "sk": {"S": f"{function}#{drop_id}"}},
+        UpdateExpression="ADD attempts :one", ExpressionAttributeValues={":one": {"N": "1"}},
+        ReturnValues="UPDATED_NEW",
+    )
+    return int(res["Attributes"]["attempts"]["N"])
+
+
+def attempts(client: Any, table: str, function: str, drop_id: str) -> int:
+    """Read from the test process how often function ran for drop_id."""
+    item = client.get_item(TableName=table, Key={"pk": {"S": ATTEMPTS_PK}, "sk": {"S": f"{function}#{drop_id}"}},
+                           ConsistentRead=True).get("Item")
+    return int(item["attempts"]["N"]) if item else 0
+
+
+def run_lottery(event: dict, context: Any) -> dict:
+    """app.drop_run_lottery, with faults for drops named flaky-* and unready-*."""
+    import app  # imported in the server process on first invoke, like a Lambda cold start
+
+    drop_id = event.get("drop_id", "") if isinstance(event, dict) else ""
+    attempt = count_attempt("drop_run_lottery", drop_id)
+    if drop_id.startswith(FLAKY) and attempt == 1:
+        raise TransientStoreError("injected: store busy before the draw")
+    if drop_id.startswith(FLAKY) and attempt == 2:
+        app.drop_run_lottery(event, context)
+        raise TransientStoreError("injected: store busy after the draw (result lost)")
+    if drop_id.startswith(UNREADY) and attempt == 1:
+        raise InvalidPhase("injected: registration is still open by this Lambda's clock")
+    return app.drop_run_lottery(event, context)
+
+
+def serialise_dynamodb() -> None:
+    """Run moto's DynamoDB one request at a time, as isolated as real DynamoDB.
+
+    moto 5.2.5 deep-copies whole tables in transact_write_items and restores the copy on a
+    failed condition, racing with concurrent writes to other items (other drops' Lambdas).
+    """
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in DDB_OPERATIONS:
+        original = getattr(DynamoDBBackend, name)
+
+        def call(self: Any, *args: Any, _fn: Callable = original, **kwargs: Any) -> Any:
+            with lock:
+                return _fn(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, functools.wraps(original)(call))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m tests.e2e.workflow_faults --port N: the devstack moto server with serialised DynamoDB."""
+    from devstack import moto_server
+
+    serialise_dynamodb()
+    return moto_server.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
