@@ -9,6 +9,8 @@ from typing import Any
 DEFINITION_PATH = Path(__file__).resolve().parent.parent / "statemachines" / "drop.asl.json"
 STATE_MACHINE_NAME = "drop-lifecycle"
 COMPLETED_PHASE = "COMPLETED"
+# drop_tick answers 'done' for both, so a new execution could only end at once.
+FINISHED_PHASES = (COMPLETED_PHASE, "FAILED")
 # ASL placeholder -> Lambda function name (the contract with the Lambda authors).
 FUNCTION_NAMES = {
     "TickFunctionArn": "drop_tick",
@@ -98,7 +100,7 @@ def reconcile(sfn_client: Any, sm_arn: str, drops: Iterable[Mapping[str, Any]]) 
     for drop in drops:
         drop_id, phase = drop["drop_id"], drop.get("phase")
         executions = by_drop.get(drop_id, [])
-        if phase == COMPLETED_PHASE or any(e["status"] == "RUNNING" for e in executions):
+        if phase in FINISHED_PHASES or any(e["status"] == "RUNNING" for e in executions):
             continue
         name = f"{drop_id}-r{_restart_number(drop_id, executions)}" if executions else drop_id
         arn = start_drop_execution(sfn_client, sm_arn, drop_id, name=name)
