@@ -307,7 +307,16 @@ def not_ready(stack: Stack) -> dict:
     return outcome(stack, drop_id)
 
 
-SCENARIOS = {f.__name__: f for f in (lifecycle, flaky_lottery, stopped, early_close, promotion, everyone_buys, not_ready)}
+def broken_lottery(stack: Stack) -> dict:
+    """The lottery Lambda always fails: after its retries the drop is marked FAILED."""
+    drop_id, _ = open_drop(stack, workflow_faults.BROKEN, shoppers=2, inventory=1, window_s=1)
+    result = outcome(stack, drop_id)
+    result["reconciled"] = reconcile(stack.sfn, stack.sm_arn, [d for d in stack.svc.list_drops() if d["drop_id"] == drop_id])
+    return result
+
+
+SCENARIOS = {f.__name__: f for f in (
+    lifecycle, flaky_lottery, stopped, early_close, promotion, everyone_buys, not_ready, broken_lottery)}
 
 
 @pytest.fixture(scope="module")
@@ -407,3 +416,14 @@ def test_lottery_before_registration_closed_waits_and_draws_later(runs):
     assert task_path(r["events"])[:5] == ["Tick", "RunLottery", "LotteryNotReady", "Tick", "RunLottery"]
     assert r["lottery_attempts"] == 2 and "MarkFailed" not in states_entered(r["events"])
     assert r["drop"].phase is Phase.COMPLETED
+
+
+def test_lottery_that_keeps_failing_marks_the_drop_failed_and_reconcile_leaves_it(runs):
+    r = result(runs, "broken_lottery")
+    assert r["execution"]["status"] == "FAILED" and r["execution"]["error"] == "LotteryError"
+    assert r["lottery_attempts"] == 4  # the first call and three retries
+    assert task_path(r["events"])[-3:] == ["RunLottery", "MarkFailed", "Failed"]
+    drop = r["drop"]
+    assert drop.phase is Phase.FAILED and "LotteryError" in drop.failure and "attempt 4" in drop.failure
+    assert r["ranks"] and all(rank is None for rank in r["ranks"].values())
+    assert r["reconciled"] == []  # restarting a FAILED drop would only tick 'done'

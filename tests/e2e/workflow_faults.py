@@ -13,11 +13,12 @@ from typing import Any, Callable
 
 import boto3
 
-from chalicelib.domain.errors import InvalidPhase, TransientStoreError
+from chalicelib.domain.errors import InvalidPhase, LotteryError, TransientStoreError
 
 ATTEMPTS_PK = "TEST#ATTEMPTS"
 FLAKY = "flaky-"  # lottery: fails before drawing, then draws and fails (result lost), then succeeds
 UNREADY = "unready-"  # lottery: the first call says registration is still open
+BROKEN = "broken-"  # lottery: always fails with LotteryError
 DDB_OPERATIONS = (
     "put_item", "update_item", "delete_item", "get_item", "query", "scan",
     "batch_write_item", "batch_get_item", "transact_write_items", "transact_get_items",
@@ -47,7 +48,7 @@ def attempts(client: Any, table: str, function: str, drop_id: str) -> int:
 
 
 def run_lottery(event: dict, context: Any) -> dict:
-    """app.drop_run_lottery, with faults for drops named flaky-* and unready-*."""
+    """app.drop_run_lottery, with faults for drops named flaky-*, unready-* and broken-*."""
     import app  # imported in the server process on first invoke, like a Lambda cold start
 
     drop_id = event.get("drop_id", "") if isinstance(event, dict) else ""
@@ -59,6 +60,8 @@ def run_lottery(event: dict, context: Any) -> dict:
         raise TransientStoreError("injected: store busy after the draw (result lost)")
     if drop_id.startswith(UNREADY) and attempt == 1:
         raise InvalidPhase("injected: registration is still open by this Lambda's clock")
+    if drop_id.startswith(BROKEN):
+        raise LotteryError(f"injected: attempt {attempt} cannot draw")
     return app.drop_run_lottery(event, context)
 
 
