@@ -259,6 +259,7 @@ def main() -> int:
         print("\nstopping ...", flush=True)
         stopping = time.monotonic()
         stack.stop()
+        (dev_dir / "state.json").unlink(missing_ok=True)  # the emulator's state is gone with it
         print(f"stopped in {time.monotonic() - stopping:.1f} s.", flush=True)
     return code
 

@@ -134,6 +134,7 @@ def test_ctrl_c_stops_every_process(stack):
     while _processes_with(stack["marker"]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_with(stack["marker"]) == []
+    assert not (stack["dev_dir"] / "state.json").exists() and (stack["dev_dir"] / "secrets.env").exists()
     with pytest.raises(httpx.TransportError):
         stack["client"].get("/__devstack/health")
 
