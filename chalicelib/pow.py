@@ -51,11 +51,12 @@ def verify_solution(signer: Signer, challenge: object, nonce: object, *, shopper
     try:
         salt, difficulty = str(challenge["salt"]), int(challenge["difficulty"])
         issued, expires = int(challenge["issued"]), int(challenge["expires"])
-        signature = str(challenge["signature"])
+        signature = str(challenge["signature"]).encode()
+        salt.encode()  # a lone surrogate (a legal JSON escape) cannot be hashed: UnicodeEncodeError
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput("pow challenge is malformed") from exc
     fields = [ALGORITHM, salt, str(difficulty), str(issued), str(expires), drop_id, shopper_id]
-    if not hmac.compare_digest(_mac(signer, fields), signature):
+    if not hmac.compare_digest(_mac(signer, fields).encode(), signature):  # bytes: str needs ASCII
         raise BotSuspected("challenge signature, shopper or drop mismatch")
     if now_ms > expires:
         raise BotSuspected("challenge expired")

@@ -38,7 +38,7 @@ class Signer:
             claims = jwt.decode(token, self._keys[purpose], algorithms=[_ALG], options={"require": ["exp", "typ"]})
         except jwt.ExpiredSignatureError as exc:
             raise TokenExpired("The token has expired.") from exc
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, ValueError) as exc:  # ValueError: text that is not UTF-8 (lone surrogates)
             raise Unauthorized("The token is not valid.") from exc
         if claims.get("typ") != purpose:
             raise Unauthorized("The token is not valid here.")
