@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test install unit bench clean package deploy localstack publish load status lottery reset reset-full logs
+.PHONY: dev test install site browser unit bench clean package deploy localstack publish load status lottery reset reset-full logs
 STAGE ?= dev
 DROP ?= demo
 REGION ?= us-east-1
@@ -20,10 +20,32 @@ $(STAMP): requirements-dev.lock pyproject.toml
 
 install: $(STAMP)
 
-dev: install
+# The storefront: npm ci (exact lockfile versions), then esbuild into frontend/dist.
+FRONT_STAMP := frontend/node_modules/.installed
+FRONT_SRC := $(wildcard frontend/src/*) frontend/build.mjs frontend/package.json
+$(FRONT_STAMP): frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+frontend/dist/index.html: $(FRONT_STAMP) $(FRONT_SRC)
+	cd frontend && npm run --silent build
+
+site: frontend/dist/index.html
+
+# Debian's chromium for the browser tests (Playwright cannot download its own browser here).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null
+
+browser: $(CHROMIUM)
+
+dev: install site
 	$(BIN)/python -m devstack.dev
 
-test: install
+test: install site browser
+	cd frontend && npm test --silent
 	$(BIN)/python -m pytest -q
 
 bench: install

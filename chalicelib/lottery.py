@@ -32,6 +32,9 @@ __all__ = ["draw", "rank", "uniform"]
 _BITS = 53
 _SCALE = 1.0 / (1 << _BITS)
 _NEAR = 1e-9
+# The exact comparison raises 53-bit integers to the other shopper's ticket count, so its cost
+# grows with tickets; a drop allows at most 100 per shopper (CreateDropIn.max_tickets).
+MAX_TICKETS = 10_000
 
 
 def _prefix(seed: str) -> bytes:
@@ -60,8 +63,8 @@ def rank(entries: Mapping[str, int], seed: str) -> list[str]:
     shoppers = list(entries)
     tickets = list(entries.values())
     for t in tickets:
-        if type(t) is not int or t < 1:
-            raise ValueError(f"tickets must be a positive integer, got {t!r}")
+        if type(t) is not int or not 1 <= t <= MAX_TICKETS:
+            raise ValueError(f"tickets must be an integer from 1 to {MAX_TICKETS}, got {t!r}")
     prefix = _prefix(seed)
     sha = hashlib.sha256
     from_bytes = int.from_bytes

@@ -380,8 +380,8 @@ def test_early_close_reaches_purchase_within_seconds(runs):
     r = result(runs, "early_close")
     entered = next(e["timestamp"].timestamp() for e in r["events"]
                    if e.get("stateEnteredEventDetails", {}).get("name") == "RunLottery")
-    assert entered - r["closed"] < 2.5  # Wait (poll 0.5 s, whole seconds) + grace 0.3 s + one tick
-    assert r["purchase_after_s"] < 4.0  # ... + the draw itself (about 1 s here, 7 drops at once)
+    assert entered - r["closed"] < 5.0  # Wait (poll 0.5 s, whole seconds) + grace 0.3 s + one tick (~2 s), 2x slack for a loaded CI box
+    assert r["purchase_after_s"] < 8.0  # ... + the draw (~1 s, 7 drops at once); the old timer was 600 s away
     assert r["execution"]["status"] == "SUCCEEDED", r["execution"]
     assert r["drop"].phase is Phase.COMPLETED and r["drop"].registration_end < r["drop"].created_at + 600_000
 
