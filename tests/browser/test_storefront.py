@@ -1,0 +1,117 @@
+"""The storefront in Debian's chromium against the embedded stack: whole shopper journeys.
+
+Each test creates its own drop through the operator API and opens the page with ?drop=<id>.
+Registration is closed early through POST /api/drop/{id}/lottery (or by its own registration_end)
+and the Step Functions workflow draws, promotes and completes by itself.
+"""
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import POW_DIFFICULTY, WAIT_MS, now_ms, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+
+def _drop_events(shopper, stream: int | None = None) -> list[dict]:
+    return [e["data"] for e in shopper.rec()["sse"] if e["type"] == "drop" and (stream is None or e["n"] == stream)]
+
+
+def _me_events(shopper, stream: int | None = None) -> list[dict]:
+    return [e["data"] for e in shopper.rec()["sse"] if e["type"] == "me" and (stream is None or e["n"] == stream)]
+
+
+def test_full_winning_journey(stack, shoppers):
+    drop = stack.create_drop("win-journey", name="Winter drop", inventory=1, ticket_price_unit=5, purchase_window=60,
+                             product={"title": "Alpha SV Jacket", "image_url": "/jacket.svg", "price": 800})
+    shopper = shoppers("winner")
+    page = shopper.open(drop["drop_id"]).page
+
+    shopper.state("registration-open")
+    expect(page.get_by_test_id("product-title")).to_have_text("Alpha SV Jacket")
+    expect(page.get_by_test_id("product-price")).to_have_text("$800")
+    expect(page.get_by_test_id("phase")).to_have_attribute("data-phase", "REGISTRATION")
+    expect(page.get_by_test_id("stock")).to_have_text("1 of 1 left")
+    expect(page.get_by_test_id("countdown-label")).to_have_text("Registration closes in")
+    expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+    assert page.evaluate("localStorage.getItem('drop.session')"), "the page keeps its session token"
+
+    # The quadratic price, shown before confirming: 1 free ticket, then unit * n(n+1)(2n+1)/6 for n paid.
+    for tickets, cost, text, parts in [(1, 0, "Free", "1 free"), (2, 5, "$5", "1 free · 1 paid"),
+                                       (4, 70, "$70", "1 free · 3 paid"), (3, 25, "$25", "1 free · 2 paid")]:
+        page.get_by_test_id("tickets").select_option(str(tickets))
+        expect(page.get_by_test_id("price")).to_have_attribute("data-cost", str(cost))
+        expect(page.get_by_test_id("price")).to_have_text(text)
+        expect(page.get_by_test_id("price-breakdown")).to_have_text(parts)
+    shopper.shot("registration-open")
+
+    body = shopper.register(tickets=3)
+    shopper.shot("registered")
+
+    # Proof of work: solved in a Web Worker, with progress shown while it ran.
+    rec = shopper.rec()
+    assert any(url.endswith("/pow-worker.js") for url in rec["workers"]), rec["workers"]
+    pow_states = [c for c in rec["states"] if c["id"] == "pow-progress"]
+    assert "solving" in [c["state"] for c in pow_states], pow_states
+    done = [c for c in pow_states if c["state"] == "done"]
+    assert done and int(done[-1]["tried"]) == body["pow"]["nonce"] + 1
+    assert int(done[-1]["expected"]) == 2 ** POW_DIFFICULTY
+    # The posted entry: the untouched challenge, a valid nonce, FingerprintJS's visitor id, interaction signals.
+    assert body["tickets"] == 3 and body["pow"]["challenge"]["difficulty"] == POW_DIFFICULTY
+    assert re.fullmatch(r"[0-9a-f]{32}", body["fingerprint"]["visitor_id"]), body["fingerprint"]
+    assert 0 < body["fingerprint"]["confidence"] <= 1
+    assert body["signals"]["interactions"] > 0 and body["signals"]["elapsed_ms"] > 0
+    expect(page.get_by_test_id("my-tickets")).to_have_text("Your 3 tickets are")
+    (entry,) = stack.participants(drop["drop_id"])["participants"]
+    assert entry["tickets"] == 3 and entry["cost"] == 25, "the server recomputed the price the page showed"
+
+    # Registration closes: the phase change arrives over the stream, then the draw's result.
+    stack.close_registration(drop["drop_id"])
+    shopper.state("lottery")
+    expect(page.get_by_test_id("phase")).to_have_attribute("data-phase", "LOTTERY")
+    shopper.shot("lottery")
+    won = shopper.state("won")
+    expect(won).to_have_attribute("data-promoted", "false")
+    expect(page.get_by_test_id("won-title")).to_have_text("You won.")
+    expect(page.get_by_test_id("status-message")).to_have_text(re.compile("You won!"))
+    phases = [d["phase"] for d in _drop_events(shopper)]
+    assert "LOTTERY" in phases and "PURCHASE" in phases, phases
+    assert "WINNER" in [m["status"] for m in _me_events(shopper)], "the win came over the stream"
+    assert shopper.states()[-4:] == ["registration-open", "registered", "lottery", "won"], shopper.states()
+
+    # The deadline: a countdown to this winner's purchase deadline.
+    deadline = stack.status(drop["drop_id"])["purchase_deadline"]
+    assert deadline and deadline > now_ms()
+    expect(page.get_by_test_id("countdown-label")).to_have_text("Time left to buy")
+    expect(page.get_by_test_id("countdown")).to_have_attribute("data-target", str(deadline))
+    expect(page.get_by_test_id("countdown")).to_have_text(re.compile(r"^0[01]:[0-5]\d$"))
+    expect(page.get_by_test_id("countdown")).not_to_have_text("00:00")
+    buy = page.get_by_test_id("buy-button")
+    expect(buy).to_have_text("Buy now · $800")
+    shopper.shot("won")
+
+    # Two clicks in a row: one order.
+    buy.dblclick()
+    shopper.state("purchased")
+    order_id = page.get_by_test_id("order-id").inner_text()
+    assert re.fullmatch(r"ord_[0-9a-f]{20}", order_id), order_id
+    expect(page.get_by_test_id("status-message")).to_have_text(f"Purchase complete. Order {order_id}.")
+    shopper.shot("purchased")
+    starts = [u for m, u in shopper.requests if m == "POST" and u.endswith("/purchase/start")]
+    buys = [u for m, u in shopper.requests if m == "POST" and u.endswith("/purchase")]
+    assert len(starts) == 1 and len(buys) == 1, shopper.requests
+    status = stack.status(drop["drop_id"])
+    assert status["sold"] == 1 and status["remaining"] == 0
+    people = stack.participants(drop["drop_id"])
+    assert people["by_status"]["PURCHASED"] == 1 and people["participants"][0]["order_id"] == order_id
+
+    # Coming back later shows the same order, and the drop completes.
+    page.reload()
+    shopper.state("purchased")
+    expect(page.get_by_test_id("order-id")).to_have_text(order_id)
+    stack.wait_phase(drop["drop_id"], "COMPLETED")
+    expect(page.get_by_test_id("phase")).to_have_attribute("data-phase", "COMPLETED", timeout=WAIT_MS)
+    assert stack.status(drop["drop_id"])["sold"] == 1
