@@ -212,8 +212,9 @@ def _s3_put(bucket: str, key: str, body: str) -> str:
     client = _s3()
     client.put_object(Bucket=bucket, Key=key, Body=body.encode(), ContentType="application/json",
                       CacheControl="public, max-age=31536000, immutable")
-    region = client.meta.region_name or "us-east-1"
-    return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
+    # Same-origin path: CloudFront serves /audits/* from the (private) audit bucket, the devstack
+    # gateway does the same; clients resolve it against the URL they read the audit from.
+    return f"/{key}"
 
 
 def read_entries(bucket: str, drop_id: str) -> list[list]:

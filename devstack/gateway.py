@@ -115,6 +115,18 @@ class Site:
         self._bucket = state.get("bucket") if state.get("site_files") else None
         self._s3 = provision.client(state["endpoint"], "s3") if self._bucket else None
         self._dist = dist
+        self._audit_bucket = state.get("audit_bucket")
+        self._audit_s3 = provision.client(state["endpoint"], "s3") if self._audit_bucket else None
+
+    def _read_audit(self, key: str) -> tuple[bytes, str, dict] | None:
+        """/audits/* from the audit bucket, as the CloudFront behaviour of that path does."""
+        if self._audit_s3 is None:
+            return None
+        try:
+            obj = self._audit_s3.get_object(Bucket=self._audit_bucket, Key=key)
+        except self._audit_s3.exceptions.NoSuchKey:
+            return None
+        return obj["Body"].read(), obj["ContentType"], {"ETag": obj["ETag"], "Cache-Control": obj.get("CacheControl") or "no-cache"}
 
     def _read(self, key: str) -> tuple[bytes, str, dict] | None:
         if self._s3 is not None:
@@ -133,7 +145,12 @@ class Site:
         key = request.url.path.lstrip("/")
         if not key or key.endswith("/"):
             key += "index.html"
-        found = await to_thread.run_sync(self._read, key)
+        if key.startswith("audits/"):
+            found = await to_thread.run_sync(self._read_audit, key)
+            if found is None:
+                return Response("Not found", 404, media_type="text/plain")
+        else:
+            found = await to_thread.run_sync(self._read, key)
         if found is None and "." not in key.rsplit("/", 1)[-1]:
             found = await to_thread.run_sync(self._read, "index.html")  # client-side routes
         if found is None:

@@ -101,6 +101,22 @@ def test_unknown_api_route_is_a_json_404_not_api_gateways_403(stack):
     assert resp.json()["error"] == "not_found"
 
 
+def test_audit_files_are_served_from_the_audit_bucket_on_the_same_origin(stack):
+    """/audits/* is the audit bucket (CloudFront's behaviour in AWS): entry lists the verifier fetches."""
+    import boto3
+
+    state = _state(stack["dev_dir"])
+    s3 = boto3.client("s3", endpoint_url=state["endpoint"], region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    s3.put_object(Bucket=state["audit_bucket"], Key="audits/x/entries.json", Body=b'[["p", 2]]',
+                  ContentType="application/json")
+    res = stack["client"].get("/audits/x/entries.json")
+    assert res.status_code == 200 and res.json() == [["p", 2]]
+    assert res.headers["content-type"].startswith("application/json")
+    assert stack["client"].get("/audits/nope/entries.json").status_code == 404
+    assert stack["client"].get("/audits/index.html").status_code == 404  # never the site's index
+
+
 def test_killing_the_gateway_loses_nothing(stack):
     client, dev_dir = stack["client"], stack["dev_dir"]
     key = (dev_dir / "secrets.env").read_text().split("OPERATOR_KEY=")[1].split()[0]
@@ -158,3 +174,4 @@ def test_gateway_reports_each_callers_address_as_source_ip_for_per_ip_limits(env
         assert second.post("/api/session").status_code == 201
         wrong = first.put("/api/drops")
         assert wrong.status_code == 405 and wrong.json()["error"] == "method_not_allowed"
+
