@@ -3,7 +3,7 @@ import FingerprintJS from "@fingerprintjs/fingerprintjs";
 import { Api, ApiError, uuid } from "./api.js";
 import { ServerClock, formatCountdown } from "./clock.js";
 import { breakdown } from "./pricing.js";
-import { deriveView } from "./view.js";
+import { deriveView, isStaleMe, isStaleStatus } from "./view.js";
 import { DropStream } from "./stream.js";
 import { solve, expectedWork } from "./pow.js";
 
@@ -141,6 +141,7 @@ function sameOrigin(url) {
 function setStatus(next) {
   if (!next || typeof next !== "object") return;
   if (next.server_time) clock.observe(next.server_time);
+  if (isStaleStatus(status, next)) return;
   const phaseChanged = lastPhase !== null && next.phase !== lastPhase;
   status = next;
   lastPhase = next.phase;
@@ -152,7 +153,16 @@ function setStatus(next) {
 function setMe(next) {
   if (!next || typeof next !== "object") return;
   if (next.server_time) clock.observe(next.server_time);
-  me = next;
+  if (isStaleMe(me, next)) {
+    // Still take a fresher rollover balance if this answer has one.
+    if ("rollover_balance" in next && me) me = { ...me, rollover_balance: next.rollover_balance };
+    return;
+  }
+  // Only GET /me reads the shopper's rollover balance; the stream's `me` events and the
+  // register answer leave it out. Keep the last known balance rather than forget it.
+  me = "rollover_balance" in next || !me || !("rollover_balance" in me)
+    ? next
+    : { ...next, rollover_balance: me.rollover_balance };
   if (me.status === "WAITLISTED" && !local.wasWaitlisted) {
     local.wasWaitlisted = true;
     writeJSON("local", storageKey("waitlisted"), true);

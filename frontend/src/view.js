@@ -74,3 +74,28 @@ export function effectivePhase(status, now) {
   }
   return phase;
 }
+
+// Answers can arrive out of order: a GET /me sent before the draw (or answered from a
+// cache that predates it) may land after the stream already said WINNER. A drop only
+// moves forward, so an answer that would move it backwards is stale and is ignored.
+const PHASE_ORDER = { SCHEDULED: 0, REGISTRATION: 1, LOTTERY: 2, PURCHASE: 3, COMPLETED: 4 };
+const ME_ORDER = { NOT_REGISTERED: 0, REGISTERED: 1 }; // anything else: after the draw (2)
+
+const sameDrop = (a, b) => !a.commitment || !b.commitment || a.commitment === b.commitment;
+
+/** True when `next` (a /status body or `drop` event) is older than `current`. */
+export function isStaleStatus(current, next) {
+  if (!current || !next || !sameDrop(current, next)) return false;
+  const a = PHASE_ORDER[current.phase];
+  const b = PHASE_ORDER[next.phase];
+  if (a === undefined || b === undefined) return false; // FAILED and back are always taken
+  if (a !== b) return b < a;
+  return (Number(next.round) || 0) < (Number(current.round) || 0);
+}
+
+/** True when `next` (a /me body or `me` event) would undo what `current` already showed. */
+export function isStaleMe(current, next) {
+  if (!current || !next || (current.drop_id && next.drop_id && current.drop_id !== next.drop_id)) return false;
+  const rank = (m) => ME_ORDER[m.status] ?? 2;
+  return rank(next) < rank(current);
+}

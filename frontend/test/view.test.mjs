@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { deriveView } from "../src/view.js";
+import { deriveView, isStaleMe, isStaleStatus } from "../src/view.js";
 
 const NOW = 1_000_000;
 const drop = (o = {}) => ({
@@ -51,4 +51,28 @@ test("bot refusal and failure", () => {
   assert.equal(view(drop(), me("NOT_REGISTERED"), { bot: true }), "bot");
   assert.equal(view(drop({ phase: "FAILED" }), me("REGISTERED")), "failed");
   assert.equal(view(drop({ phase: "FAILED" }), me("PURCHASED")), "purchased");
+});
+
+test("an answer that would move the drop backwards is stale", () => {
+  const c = "abc";
+  assert.equal(isStaleStatus(drop({ phase: "PURCHASE", round: 1, commitment: c }), drop({ phase: "LOTTERY", commitment: c })), true);
+  assert.equal(isStaleStatus(drop({ phase: "PURCHASE", round: 2, commitment: c }), drop({ phase: "PURCHASE", round: 1, commitment: c })), true);
+  assert.equal(isStaleStatus(drop({ phase: "LOTTERY", commitment: c }), drop({ phase: "PURCHASE", round: 1, commitment: c })), false);
+  assert.equal(isStaleStatus(drop({ phase: "PURCHASE", round: 1 }), drop({ phase: "PURCHASE", round: 1 })), false, "same is not stale");
+  assert.equal(isStaleStatus(drop({ phase: "FAILED" }), drop({ phase: "PURCHASE" })), false, "out of FAILED is taken");
+  assert.equal(isStaleStatus(drop({ phase: "PURCHASE", commitment: "old" }), drop({ phase: "SCHEDULED", commitment: "new" })), false,
+    "a drop re-created under the same id starts over");
+  assert.equal(isStaleStatus(null, drop()), false);
+});
+
+test("a result is never undone by an older answer", () => {
+  assert.equal(isStaleMe(me("WINNER"), me("REGISTERED")), true, "a /me from before the draw after the stream said WINNER");
+  assert.equal(isStaleMe(me("REGISTERED"), me("NOT_REGISTERED")), true);
+  assert.equal(isStaleMe(me("LOST"), me("NOT_REGISTERED")), true);
+  assert.equal(isStaleMe(me("REGISTERED"), me("WINNER")), false);
+  assert.equal(isStaleMe(me("WAITLISTED"), me("WINNER")), false, "promotion");
+  assert.equal(isStaleMe(me("WINNER"), me("EXPIRED")), false);
+  assert.equal(isStaleMe(me("WINNER"), me("LOST")), false);
+  assert.equal(isStaleMe(me("WINNER", { drop_id: "a" }), me("REGISTERED", { drop_id: "b" })), false);
+  assert.equal(isStaleMe(null, me("REGISTERED")), false);
 });

@@ -224,9 +224,20 @@ class Shopper:
         from playwright.sync_api import expect
 
         main = self.page.locator("main")
-        expect(main).to_have_attribute("data-state", value, timeout=timeout)
+        try:
+            expect(main).to_have_attribute("data-state", value, timeout=timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{self.name}: page not in {value!r}; it went {self.states()};"
+                                 f" stream: {self._stream_summary()}\n{exc}") from None
         expect(self.page.get_by_test_id(f"panel-{value}")).to_be_visible()
         return main
+
+    def _stream_summary(self) -> list:
+        out = []
+        for e in self.rec()["sse"]:
+            data = e.get("data") or {}
+            out.append((e["n"], e["type"], data.get("phase") or data.get("status") or e.get("ready")))
+        return out
 
     def shot(self, what: str, full_page: bool = False) -> Path:
         SHOTS.mkdir(parents=True, exist_ok=True)

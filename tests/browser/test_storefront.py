@@ -115,3 +115,78 @@ def test_full_winning_journey(stack, shoppers):
     stack.wait_phase(drop["drop_id"], "COMPLETED")
     expect(page.get_by_test_id("phase")).to_have_attribute("data-phase", "COMPLETED", timeout=WAIT_MS)
     assert stack.status(drop["drop_id"])["sold"] == 1
+
+
+def test_losing_shopper_sees_the_loss_with_rollover_credits_earned(stack, shoppers):
+    drop = stack.create_drop("lose-rollover", inventory=1, ticket_price_unit=1, purchase_window=60)
+    # Two devices (different time zone, language and screen: different FingerprintJS visitor ids).
+    ana = shoppers("ana", locale="en-US", timezone_id="America/New_York")
+    ben = shoppers("ben", locale="en-GB", timezone_id="Europe/Berlin", viewport={"width": 1100, "height": 860})
+    ana.open(drop["drop_id"])
+    ben.open(drop["drop_id"])
+    body_a = ana.register(tickets=3)  # 1 free + 2 paid: 2 credits if never offered a unit
+    body_b = ben.register(tickets=2)  # 1 free + 1 paid: 1 credit
+    assert body_a["fingerprint"]["visitor_id"] != body_b["fingerprint"]["visitor_id"]
+
+    stack.close_registration(drop["drop_id"])
+    stack.wait_phase(drop["drop_id"], "PURCHASE")
+    ranked = {p["tickets"]: p for p in stack.participants(drop["drop_id"])["participants"]}
+    by_tickets = {3: ana, 2: ben}
+    (win_tickets,) = [t for t, p in ranked.items() if p["status"] == "WINNER"]
+    (lose_tickets,) = [t for t, p in ranked.items() if p["status"] == "WAITLISTED"]
+    winner, loser = by_tickets[win_tickets], by_tickets[lose_tickets]
+    credits = lose_tickets - 1  # the paid entries of the shopper who was never offered a unit
+
+    loser.state("waitlisted")
+    expect(loser.page.get_by_test_id("waitlist-position")).to_have_attribute("data-position", "1")
+    expect(loser.page.get_by_test_id("waitlist-position")).to_have_text("#1")
+    loser.shot("waitlisted")
+    winner.state("won")
+    winner.page.get_by_test_id("buy-button").click()
+    winner.state("purchased")
+    winner.shot("purchased")
+
+    stack.wait_phase(drop["drop_id"], "COMPLETED")
+    loser.state("lost")
+    expect(loser.page.get_by_test_id("panel-lost")).to_contain_text("Not this time.")
+    earned = loser.page.get_by_test_id("rollover-earned")
+    expect(earned).to_be_visible()
+    expect(earned).to_have_attribute("data-credits", str(credits))
+    expect(earned).to_have_text(f"{credits} rollover credit{'s' if credits != 1 else ''} earned for the next drop")
+    expect(loser.page.get_by_test_id("phase")).to_have_attribute("data-phase", "COMPLETED")
+    loser.shot("lost-with-rollover")
+    assert loser.me(drop["drop_id"])["rollover_balance"] == credits
+    assert stack.status(drop["drop_id"])["sold"] == 1
+
+    # The next drop spends the credits first: rollover, then the free ticket, then paid ones.
+    nxt = stack.create_drop("after-rollover", inventory=3, ticket_price_unit=1)
+    loser.open(nxt["drop_id"]).state("registration-open")
+    loser.page.get_by_test_id("tickets").select_option(str(credits + 1))
+    expect(loser.page.get_by_test_id("rollover-applied")).to_have_text(
+        f"{credits} rollover credit{'s' if credits != 1 else ''} applied")
+    expect(loser.page.get_by_test_id("price")).to_have_text("Free")
+    expect(loser.page.get_by_test_id("price-breakdown")).to_have_text(f"{credits} from rollover · 1 free")
+    loser.shot("next-drop-rollover-applied")
+
+
+def test_winner_who_lets_the_purchase_window_expire_sees_the_expired_message(stack, shoppers):
+    drop = stack.create_drop("let-expire", inventory=1, purchase_window=5)
+    shopper = shoppers("late")
+    shopper.open(drop["drop_id"]).register(tickets=1)
+    stack.close_registration(drop["drop_id"])
+    shopper.state("won")
+    expect(shopper.page.get_by_test_id("countdown-label")).to_have_text("Time left to buy")
+    shopper.shot("won")
+
+    shopper.state("expired")
+    page = shopper.page
+    expect(page.get_by_test_id("panel-expired")).to_contain_text("Your buying window closed.")
+    expect(page.get_by_test_id("panel-expired")).to_contain_text("we'd love to see you at the next one")
+    expect(page.get_by_test_id("status-message")).to_have_text("Your buying window has closed.")
+    expect(page.get_by_test_id("buy-button")).to_be_hidden()
+    expect(page.get_by_test_id("countdown-block")).to_be_hidden()
+    shopper.shot("expired")
+    wait_until(lambda: shopper.me(drop["drop_id"])["status"] == "EXPIRED", "the server to agree: EXPIRED")
+    stack.wait_phase(drop["drop_id"], "COMPLETED")
+    shopper.state("expired")  # still the kind message once the drop has ended
+    assert stack.status(drop["drop_id"])["sold"] == 0
