@@ -626,11 +626,22 @@ function handlePurchaseError(err) {
 
 // ---------------------------------------------------------------- live updates
 
+const CONNECTION_TITLES = {
+  connecting: "Connecting to live updates",
+  live: "Live updates on",
+  reconnecting: "Live updates reconnecting",
+  offline: "You're offline: live updates resume when you're back",
+};
+
 function setConnection(state) {
+  const was = connection;
   connection = state;
   setAttr(els.connection, "data-state", state);
   setText(els.connectionText, state);
-  setAttr(els.connection, "title", state === "live" ? "Live updates on" : "Live updates reconnecting");
+  setAttr(els.connection, "title", CONNECTION_TITLES[state] || "Live updates");
+  if (state === "offline" && was !== "offline" && typeof EventSource !== "undefined") {
+    announce("You're offline. This page will catch up as soon as your connection is back.");
+  }
 }
 
 function onStreamEvent(type, data) {
@@ -679,6 +690,8 @@ async function boot() {
     onConnection: setConnection,
   });
   stream.start();
+  // Back online: ask for the latest at once (the stream reopens by itself too).
+  window.addEventListener("online", () => { refreshStatus(); refreshMe(); });
 
   window.setInterval(render, TICK_MS);
   window.setInterval(() => {

@@ -190,3 +190,79 @@ def test_winner_who_lets_the_purchase_window_expire_sees_the_expired_message(sta
     stack.wait_phase(drop["drop_id"], "COMPLETED")
     shopper.state("expired")  # still the kind message once the drop has ended
     assert stack.status(drop["drop_id"])["sold"] == 0
+
+
+def test_offline_then_back_online_the_page_catches_up_over_a_new_stream(stack, shoppers):
+    drop = stack.create_drop("reconnect-offline", inventory=1)
+    shopper = shoppers("commuter")
+    page = shopper.open(drop["drop_id"]).page
+    shopper.register(tickets=1)
+    connection = page.get_by_test_id("connection")
+    expect(connection).to_have_attribute("data-state", "live")
+
+    shopper.context.set_offline(True)
+    expect(connection).to_have_attribute("data-state", "offline")
+    expect(connection).to_have_text("offline")
+    expect(page.get_by_test_id("status-message")).to_have_text(re.compile("You're offline"))
+    shopper.shot("offline")
+    streams_before = shopper.rec()["streams"]
+
+    stack.close_registration(drop["drop_id"])  # the draw happens while this shopper is offline
+    stack.wait_phase(drop["drop_id"], "PURCHASE")
+    page.wait_for_timeout(300)  # let the page process whatever it could (nothing: it is offline)
+    expect(page.locator("main")).to_have_attribute("data-state", "registered")
+
+    shopper.context.set_offline(False)
+    expect(connection).to_have_attribute("data-state", "live")
+    shopper.state("won")
+    shopper.shot("back-online-won")
+    rec = shopper.rec()
+    assert rec["streams"] > streams_before, "a new stream was opened after the network came back"
+    newest = rec["streams"]
+    assert "PURCHASE" in [d["phase"] for d in _drop_events(shopper, newest)]
+    assert "WINNER" in [m["status"] for m in _me_events(shopper, newest)]
+    assert shopper.states("connection")[-3:] == ["live", "offline", "live"] or \
+        shopper.states("connection")[-4:] == ["live", "offline", "reconnecting", "live"], shopper.states("connection")
+
+
+def test_stream_ended_by_the_server_and_refused_reconnects_recover_with_a_new_token(stack, shoppers):
+    drop = stack.create_drop("reconnect-refused", inventory=1)
+    shopper = shoppers("persistent")
+    page = shopper.page
+    events: list[str] = []
+    mode = {"now": "end"}
+
+    def events_route(route):
+        events.append(f"{mode['now']}:{route.request.url.split('token=')[1][-12:]}")
+        if mode["now"] == "end":  # a stream that opens, tells the browser to retry soon, and ends
+            mode["now"] = "refuse"
+            route.fulfill(status=200, headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"},
+                          body="retry: 300\n\n: the server ended this stream\n\n")
+        elif mode["now"] == "refuse":  # the reconnect is refused: an expired stream token
+            route.fulfill(status=401, content_type="application/json",
+                          body='{"error": "invalid_token", "message": "The token has expired."}')
+        else:
+            route.continue_()
+
+    page.route("**/events/**", events_route)
+    shopper.open(drop["drop_id"])
+    shopper.register(tickets=1)
+    connection = page.get_by_test_id("connection")
+    expect(connection).to_have_attribute("data-state", "reconnecting")
+    stack.close_registration(drop["drop_id"])
+    stack.wait_phase(drop["drop_id"], "PURCHASE")
+    page.wait_for_timeout(200)
+    assert any(e.startswith("refuse:") for e in events), events
+    mode["now"] = "pass"
+    expect(connection).to_have_attribute("data-state", "live", timeout=WAIT_MS)
+    shopper.state("won")
+    shopper.shot("recovered-won")
+
+    kinds = [e.split(":")[0] for e in events]
+    assert kinds[0] == "end" and "refuse" in kinds and kinds[-1] == "pass", events
+    first_token, last_token = events[0].split(":")[1], events[-1].split(":")[1]
+    assert last_token != first_token, f"the page fetched a new stream token after the refusal: {events}"
+    token_posts = [u for m, u in shopper.requests if m == "POST" and u.endswith("/stream-token")]
+    assert len(token_posts) >= 2, token_posts
+    newest = shopper.rec()["streams"]
+    assert "WINNER" in [m["status"] for m in _me_events(shopper, newest)]
