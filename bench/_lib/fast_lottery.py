@@ -1,0 +1,81 @@
+"""A proposed faster rank() with output identical to chalicelib.lottery.rank (bench/lottery.py checks it).
+
+Same definition: A = first 53 bits of SHA-256(len(seed) || seed || shopper) + 1, key (A / 2**53) ** (1 / tickets),
+descending, exact integer comparison wherever float keys are near, ties by shopper id. What changes:
+
+* the digests' first 8 bytes go into one bytearray read as array('Q') (byteswapped), not one
+  int.from_bytes per shopper, and no list of 1M Python ints A is kept (A is re-hashed for the few
+  shoppers in near runs);
+* shoppers are sorted directly (key=partial(next, iter(keys))) and the keys sorted beside them,
+  instead of argsorting indices and gathering shoppers and keys through them;
+* the float first order uses top64 * 2**-64 instead of A * 2**-53: it differs from A / 2**53 by at most
+  2**-53, so keys move by far less than _NEAR and every pair whose order could differ is still inside
+  a near run, re-ordered exactly. The exact ranking is unique, so the output is the same bit for bit;
+* the tickets check, the key computation and the near-pair scan are C-level map() chains.
+Standard library only, like chalicelib/lottery.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+from array import array
+from collections import deque
+from functools import cmp_to_key, partial
+from itertools import compress, count, islice
+from operator import itemgetter, methodcaller, sub
+from typing import Mapping
+
+from chalicelib.lottery import _BITS, _NEAR, MAX_TICKETS, _exact_cmp, _prefix, uniform
+
+_TOP_SCALE = 2.0 ** -64
+_LITTLE = sys.byteorder == "little"
+
+
+def rank(entries: Mapping[str, int], seed: str) -> list[str]:
+    shoppers = list(entries)
+    tickets = list(entries.values())
+    if tickets and (not set(map(type, tickets)) <= {int} or not 1 <= min(tickets) <= max(tickets) <= MAX_TICKETS):
+        bad = next(t for t in tickets if type(t) is not int or not 1 <= t <= MAX_TICKETS)
+        raise ValueError(f"tickets must be an integer from 1 to {MAX_TICKETS}, got {bad!r}")
+    prefix = _prefix(seed)
+    encode = methodcaller("encode", "utf-8")
+    digests = map(methodcaller("digest"), map(hashlib.sha256, map(prefix.__add__, map(encode, shoppers))))
+    heads = bytearray()
+    deque(map(heads.extend, map(itemgetter(slice(0, 8)), digests)), maxlen=0)  # C loop, 8 bytes per shopper
+    top = array("Q")
+    assert top.itemsize == 8
+    top.frombytes(heads)  # the first 8 bytes of every digest, as unsigned 64-bit
+    del heads
+    if _LITTLE:
+        top.byteswap()
+    inverse = {t: 1.0 / t for t in set(tickets)}
+    keys = list(map(pow, map(_TOP_SCALE.__mul__, top), map(inverse.__getitem__, tickets)))
+    del top
+    # Two stable sorts on the same keys give the same permutation: shoppers and their keys, in rank order,
+    # with no index list and no gather pass over randomly placed objects (the costly part at 1M).
+    ranked = sorted(shoppers, key=partial(next, iter(keys)), reverse=True)
+    keys.sort(reverse=True)
+    close = compress(count(1), map(_NEAR.__ge__, map(sub, keys, islice(keys, 1, None))))
+    start = end = -1
+    for i in close:  # positions i-1 and i are too near for floats
+        if i - 1 == end:
+            end = i
+            continue
+        if end >= 0:
+            _exact(ranked, entries, seed, start, end)
+        start, end = i - 1, i
+    if end >= 0:
+        _exact(ranked, entries, seed, start, end)
+    return ranked
+
+
+def _exact(ranked: list[str], entries: Mapping[str, int], seed: str, start: int, end: int) -> None:
+    run = [(uniform(seed, s), entries[s], s) for s in ranked[start : end + 1]]
+    run.sort(key=cmp_to_key(_exact_cmp))
+    ranked[start : end + 1] = [r[2] for r in run]
+
+
+def draw(entries: Mapping[str, int], winners: int, seed: str) -> list[str]:
+    if winners < 0:
+        raise ValueError("winners must be >= 0")
+    return rank(entries, seed)[:winners]
