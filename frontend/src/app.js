@@ -63,7 +63,7 @@ let api;
 let dropId;
 let status = null;
 let me = null;
-const local = { bot: false, soldOut: false, expired: false, order: null, wasWaitlisted: false, error: false };
+const local = { bot: false, soldOut: false, expired: false, order: null, wasWaitlisted: false, error: false, notFound: false };
 const ui = { registering: false, buying: false, rateLimitedUntil: 0 };
 let lastView = null;
 let lastPhase = null;
@@ -146,6 +146,7 @@ function setStatus(next) {
   status = next;
   lastPhase = next.phase;
   local.error = false;
+  local.notFound = false;
   if (phaseChanged) refreshMe();
   render();
 }
@@ -175,7 +176,13 @@ async function refreshStatus() {
   try {
     setStatus(await api.status(dropId));
   } catch (err) {
-    if (!status) {
+    if (err instanceof ApiError && err.code === "drop_not_found") {
+      // Definitive (a mistyped link, or the drop was taken down): not a connection problem.
+      local.notFound = true;
+      status = null;
+      me = null;
+      render();
+    } else if (!status) {
       local.error = true;
       render();
     }
@@ -216,6 +223,7 @@ const ANNOUNCE = {
   bot: "We couldn't verify this browser.",
   failed: "This drop hit a problem. Our operators have been notified.",
   error: "We can't reach the drop right now. Retrying.",
+  "not-found": "We can't find this drop.",
 };
 
 function countdownFor(view) {
@@ -238,15 +246,28 @@ function countdownFor(view) {
 
 function render() {
   const now = clock.now();
-  const view = booted || local.error ? deriveView(status, me, local, now) : { state: "loading", phase: "" };
+  const view = booted || local.error || local.notFound ? deriveView(status, me, local, now) : { state: "loading", phase: "" };
   const state = view.state;
   setAttr(els.main, "data-state", state);
   setAttr(els.main, "data-promoted", state === "won" && view.promoted ? "true" : "false");
   setAttr(els.main, "aria-busy", state === "loading" ? "true" : "false");
+  const focused = document.activeElement;
+  const focusedPanel = focused && focused !== document.body && focused.closest
+    ? focused.closest("[data-panel]")
+    : lastFocusPanel; // focus fell to <body> (e.g. the pressed button was disabled)
   for (const panel of els.panels) show(panel, panel.dataset.panel === state);
+  if (focusedPanel && focusedPanel.hidden) focusPanel(state);
 
   if (status) renderDrop(view);
   else if (state === "error") setText(els.title, "Limited drop");
+  show(els.connection, state !== "not-found"); // no drop, no live updates to speak of
+  if (state === "not-found") {
+    setText(els.title, "Drop not found");
+    setText(els.dropName, "Limited release");
+    setText(els.phase, "—");
+    setAttr(els.phase, "data-phase", "");
+    if (document.title !== "Drop not found · Limited drop") document.title = "Drop not found · Limited drop";
+  }
   renderCountdown(view, now);
   renderPanel(view);
 
@@ -254,6 +275,25 @@ function render() {
     if (lastView !== null && lastView !== "loading" && state !== "loading") announce(announcementFor(view));
     lastView = state;
   }
+}
+
+// Keyboard and screen-reader users keep their place: when the panel holding focus is
+// replaced (the button they pressed is gone), focus moves to the new panel's title.
+let lastFocusPanel = null; // the panel focus was last in, unless the shopper clicked elsewhere since
+document.addEventListener("focusin", (ev) => {
+  lastFocusPanel = ev.target && ev.target.closest ? ev.target.closest("[data-panel]") : null;
+});
+document.addEventListener("pointerdown", (ev) => {
+  if (!(ev.target && ev.target.closest && ev.target.closest("[data-panel]"))) lastFocusPanel = null;
+}, { capture: true, passive: true });
+
+function focusPanel(state) {
+  const panel = els.panels.find((p) => p.dataset.panel === state);
+  const target = panel && (panel.querySelector(".panel__title") || panel);
+  if (!target) return;
+  if (!target.hasAttribute("tabindex")) target.setAttribute("tabindex", "-1");
+  target.focus({ preventScroll: false });
+  lastFocusPanel = panel;
 }
 
 function announcementFor(view) {

@@ -18,17 +18,18 @@ export const STATES = [
   "bot",
   "failed",
   "error",
+  "not-found",
 ];
 
 /**
  * @param {object|null} status  GET /status body
  * @param {object|null} me      GET /me body
- * @param {object} local        {bot, soldOut, expired, order, wasWaitlisted, error}
+ * @param {object} local        {bot, soldOut, expired, order, wasWaitlisted, error, notFound}
  * @param {number} now          server time (ms)
  * @returns {{state: string, phase: string, promoted?: boolean, missedPhase?: string}}
  */
 export function deriveView(status, me, local = {}, now = Date.now()) {
-  if (!status) return { state: local.error ? "error" : "loading", phase: "" };
+  if (!status) return { state: local.notFound ? "not-found" : local.error ? "error" : "loading", phase: "" };
   const phase = effectivePhase(status, now);
   const meStatus = (me && me.status) || "NOT_REGISTERED";
   const v = (state, extra = {}) => ({ state, phase, ...extra });
@@ -60,6 +61,8 @@ export function deriveView(status, me, local = {}, now = Date.now()) {
     default: // NOT_REGISTERED
       if (phase === "SCHEDULED") return v("scheduled");
       if (phase === "REGISTRATION") return v("registration-open");
+      // Nothing left to miss: say so plainly rather than "winners are buying now".
+      if ((phase === "PURCHASE" || phase === "COMPLETED") && status.remaining === 0) return v("sold-out");
       return v("missed", { missedPhase: phase });
   }
 }

@@ -32,6 +32,18 @@ test("missed registration is worded by phase", () => {
   }
 });
 
+test("a visitor who arrives after every unit sold sees sold out, not the missed wording", () => {
+  assert.equal(view(drop({ phase: "PURCHASE", remaining: 0 }), me("NOT_REGISTERED")), "sold-out");
+  assert.equal(view(drop({ phase: "COMPLETED", remaining: 0 }), me("NOT_REGISTERED")), "sold-out");
+  assert.equal(view(drop({ phase: "LOTTERY", remaining: 0 }), me("NOT_REGISTERED")), "missed", "nothing is sold before the draw");
+  assert.equal(view(drop({ phase: "COMPLETED", remaining: 2 }), me("NOT_REGISTERED")), "missed");
+});
+
+test("an unknown drop is not a connection problem", () => {
+  assert.equal(view(null, null, { notFound: true }), "not-found");
+  assert.equal(view(null, null, { notFound: true, error: true }), "not-found");
+});
+
 test("results", () => {
   const buying = drop({ phase: "PURCHASE", purchase_deadline: NOW + 60_000 });
   assert.equal(view(buying, me("WINNER", { purchase_deadline: NOW + 60_000 })), "won");

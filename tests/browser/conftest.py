@@ -171,13 +171,10 @@ def stack(tmp_path_factory) -> Stack:
         yield Stack(base=f"http://127.0.0.1:{port}", dev_dir=dev_dir, operator_key=key, client=client)
     finally:
         client.close()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)  # devstack.dev stops its children on Ctrl-C
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        for pid in _processes_with(marker):
+        if proc.poll() is None:  # nothing to keep: the emulator's state dies with it
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        for pid in _processes_with(marker):  # the emulator and gateway run in their own process groups
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -281,8 +278,10 @@ class Shopper:
 def shoppers(browser, stack, request):
     """new_shopper(name, **context options) -> Shopper; checks every page's traffic at the end."""
     made: list[Shopper] = []
-    test_name = re.sub(r"^test_", "", request.node.name)[:60]
+    test_name = re.sub(r"^test_", "", request.node.name)[:80]
     shots: list[str] = []
+    for old in SHOTS.glob(f"{test_name}-*.png"):  # this run's pictures only
+        old.unlink()
 
     def new_shopper(name: str = "shopper", **options: Any) -> Shopper:
         context = browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **options})

@@ -135,6 +135,7 @@ def test_losing_shopper_sees_the_loss_with_rollover_credits_earned(stack, shoppe
     (win_tickets,) = [t for t, p in ranked.items() if p["status"] == "WINNER"]
     (lose_tickets,) = [t for t, p in ranked.items() if p["status"] == "WAITLISTED"]
     winner, loser = by_tickets[win_tickets], by_tickets[lose_tickets]
+    winner.name, loser.name = f"winner-{winner.name}", f"loser-{loser.name}"
     credits = lose_tickets - 1  # the paid entries of the shopper who was never offered a unit
 
     loser.state("waitlisted")
@@ -157,6 +158,13 @@ def test_losing_shopper_sees_the_loss_with_rollover_credits_earned(stack, shoppe
     loser.shot("lost-with-rollover")
     assert loser.me(drop["drop_id"])["rollover_balance"] == credits
     assert stack.status(drop["drop_id"])["sold"] == 1
+
+    # Someone arriving now is told it sold out (not "winners are buying now").
+    visitor = shoppers("visitor", timezone_id="Asia/Tokyo")
+    visitor.open(drop["drop_id"]).state("sold-out")
+    expect(visitor.page.get_by_test_id("panel-sold-out")).to_contain_text("Every unit has found its owner.")
+    expect(visitor.page.get_by_test_id("stock")).to_have_text("Sold out")
+    visitor.shot("sold-out")
 
     # The next drop spends the credits first: rollover, then the free ticket, then paid ones.
     nxt = stack.create_drop("after-rollover", inventory=3, ticket_price_unit=1)
