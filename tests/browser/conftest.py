@@ -41,7 +41,8 @@ RECORDER = r"""
   Object.defineProperty(window, "__rec", { value: rec });
   const note = (el) => rec.states.push({
     id: el.getAttribute("data-testid") || el.tagName.toLowerCase(), state: el.getAttribute("data-state"),
-    tried: el.getAttribute("data-tried"), expected: el.getAttribute("data-expected"), t: Date.now() });
+    tried: el.getAttribute("data-tried"), expected: el.getAttribute("data-expected"), shown: !el.hidden,
+    text: (el.querySelector("[data-testid=pow-count]") || {}).textContent || "", t: Date.now() });
   new MutationObserver((list) => { for (const m of list) note(m.target); })
     .observe(document, { subtree: true, attributes: true, attributeFilter: ["data-state", "data-tried"] });
   const ES = window.EventSource;

@@ -208,3 +208,21 @@ def test_phone_sized_viewport_has_no_horizontal_scroll(stack, shoppers):
     box = fits("buy-button")
     assert box["width"] >= 300 and box["height"] >= 44, box
     phone.shot("won", full_page=True)
+
+
+def test_the_loopback_guard_sees_a_request_to_another_host(stack, shoppers):
+    """The guard every other test relies on can fail; and the page's CSP refuses off-origin fetches itself."""
+    drop = stack.create_drop("guard")
+    shopper = shoppers("guard")
+    page = shopper.open(drop["drop_id"]).page
+    shopper.state("registration-open")
+    assert shopper.offsite == []
+    refused = page.evaluate("""() => new Promise((done) => {
+        document.addEventListener("securitypolicyviolation", (e) => done(e.violatedDirective), { once: true });
+        fetch("http://example.com/pixel.gif").catch(() => null);
+    })""")
+    assert refused == "connect-src"
+    with page.expect_request("http://example.com/**"):
+        page.evaluate("() => { location.href = 'http://example.com/elsewhere'; }")
+    assert shopper.offsite == ["http://example.com/elsewhere"]
+    shopper.offsite.clear()  # seen; the fixture's own check would fail this test otherwise

@@ -55,7 +55,9 @@ def test_full_winning_journey(stack, shoppers):
     rec = shopper.rec()
     assert any(url.endswith("/pow-worker.js") for url in rec["workers"]), rec["workers"]
     pow_states = [c for c in rec["states"] if c["id"] == "pow-progress"]
-    assert "solving" in [c["state"] for c in pow_states], pow_states
+    solving = [c for c in pow_states if c["state"] == "solving"]
+    assert solving and all(c["shown"] for c in solving), pow_states
+    assert all(re.fullmatch(r"[\d,]+ / ~16,384 hashes", c["text"]) for c in solving), solving
     done = [c for c in pow_states if c["state"] == "done"]
     assert done and int(done[-1]["tried"]) == body["pow"]["nonce"] + 1
     assert int(done[-1]["expected"]) == 2 ** POW_DIFFICULTY
