@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from typing import Any, Callable
 
 from aws_lambda_powertools import Logger
@@ -16,6 +17,7 @@ app = Chalice(app_name="product-drop")
 app.api.binary_types = []
 logger = Logger(service="product-drop")
 MAX_BODY = 16 * 1024
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 JSON = {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 
@@ -48,6 +50,16 @@ def _operator() -> None:
     bootstrap.service().check_operator(app.current_request.headers.get("x-operator-key"))
 
 
+def _idempotency_key() -> str:
+    """The optional Idempotency-Key header: 1-128 visible ASCII characters ("" when absent)."""
+    key = app.current_request.headers.get("idempotency-key")
+    if key is None:
+        return ""
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise InvalidInput("Idempotency-Key must be 1 to 128 visible ASCII characters.")
+    return key
+
+
 def _client_ip() -> str:
     ctx = app.current_request.context or {}
     return (ctx.get("identity") or {}).get("sourceIp") or "unknown"
@@ -59,8 +71,11 @@ def route(path: str, methods: list[str], status: int = 200) -> Callable:
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def handler(*args: Any, **kwargs: Any) -> Response:
+            headers: dict[str, str] = {}
             try:
                 body = fn(*args, **kwargs)
+                if isinstance(body, tuple):  # (body, extra response headers)
+                    body, headers = body
             except DropError as exc:
                 if exc.status >= 500:
                     logger.warning("store busy", extra={"path": path, "error": exc.code})
@@ -71,7 +86,7 @@ def route(path: str, methods: list[str], status: int = 200) -> Callable:
             except Exception:  # the one catch-all: log it, never leak it
                 logger.exception("unhandled error", extra={"path": path})
                 return _error(500, "internal_error", "Something went wrong on our side.")
-            return Response(body=json.dumps(body), status_code=status, headers=JSON)
+            return Response(body=json.dumps(body), status_code=status, headers={**JSON, **headers})
 
         return app.route(path, methods=methods, cors=False)(handler)
 
@@ -126,12 +141,13 @@ def pow_challenge() -> dict:
 
 
 @route("/api/drop/{drop_id}/register", ["POST"], status=201)
-def register(drop_id: str) -> dict:
+def register(drop_id: str) -> tuple[dict, dict]:
     svc = bootstrap.service()
     cfg = svc.settings
     shopper = svc.shopper(_bearer())
     ratelimit.enforce(svc.store, cfg, "register", ip=_client_ip(), shopper=shopper, now_ms=svc.clock())
     req = parse(RegisterIn, _body())
+    idempotency_key = _idempotency_key()
     svc.drop(drop_id)
     log = {"drop_id": drop_id, "shopper_id": shopper, "ip": _client_ip()}
     try:
@@ -151,8 +167,9 @@ def register(drop_id: str) -> dict:
         logger.warning("bot suspected", extra={**log, "layer": "score", "trust": trust.to_dict()})
         raise BotSuspected()
     entry = svc.register(drop_id, shopper, tickets=req.tickets, rollover=req.rollover, trust=trust.to_dict(),
-                         device=fp.visitor_id)
-    return {"entry": entry}
+                         device=fp.visitor_id, idempotency_key=idempotency_key)
+    replayed = entry.pop("replayed", False)  # the same 201, plus the header Stripe uses for replays
+    return {"entry": entry}, {"Idempotent-Replayed": "true"} if replayed else {}
 
 
 @route("/api/drop/{drop_id}/stream-token", ["POST"], status=201)

@@ -14,6 +14,7 @@ from chalicelib.config import Settings
 from chalicelib.domain import pricing
 from chalicelib.domain.drop import Drop, Participant, Phase, Product, Status, Step, never_won, standing
 from chalicelib.domain.errors import (
+    AlreadyRegistered,
     DropNotFound,
     Forbidden,
     InvalidInput,
@@ -134,14 +135,27 @@ class DropService:
 
     # -- registration ---------------------------------------------------------------
     def register(self, drop_id: str, shopper_id: str, *, tickets: int, rollover: int | None,
-                 trust: dict | None = None, device: str = "") -> dict:
+                 trust: dict | None = None, device: str = "", idempotency_key: str = "") -> dict:
+        """Enter the lottery: one conditional write, no read.
+
+        With an idempotency key, a retry of a registration that already landed (its reply was
+        lost) returns the same entry, marked "replayed": True, instead of 409 already_registered,
+        even after the close.
+        """
         drop = self.drop(drop_id)
         now = self.clock()
+        request_id = request_digest(idempotency_key)
         phase = drop.effective_phase(now)
-        if phase is Phase.SCHEDULED:
-            raise RegistrationNotOpen("Registration has not opened yet.")
-        if phase is not Phase.REGISTRATION:
-            raise RegistrationClosed("Registration is closed.")
+        try:
+            if phase is Phase.SCHEDULED:
+                raise RegistrationNotOpen("Registration has not opened yet.")
+            if phase is not Phase.REGISTRATION:
+                raise RegistrationClosed("Registration is closed.")
+        except (RegistrationNotOpen, RegistrationClosed):
+            landed = self.store.get_participant(drop_id, shopper_id, consistent=True) if request_id else None
+            if landed and landed.request_id == request_id and landed.tickets == tickets:
+                return {**shopper_view(drop, landed, now, None), "replayed": True}
+            raise
         if not 1 <= tickets <= drop.max_tickets:
             raise InvalidInput(f"tickets must be between 1 and {drop.max_tickets}.")
         if rollover is None:  # the client did not say: spend what the shopper has (one extra read)
@@ -150,11 +164,17 @@ class DropService:
         participant = Participant(
             drop_id=drop_id, shopper_id=shopper_id, pseudonym=self.signer.pseudonym(shopper_id),
             tickets=tickets, rollover_used=spend.rollover, free=spend.free, paid=spend.paid, cost=spend.cost,
-            registered_at=now, trust=trust or {}, device=device,
+            registered_at=now, trust=trust or {}, device=device, request_id=request_id,
         )
-        self.store.register(participant, rollover_debit=spend.rollover,
-                            device=device if self.settings.device_limit else "")
-        return shopper_view(drop, participant, now, None)
+        stored, replayed = self.store.register(participant, rollover_debit=spend.rollover,
+                                               device=device if self.settings.device_limit else "")
+        if replayed and stored.tickets != tickets:
+            raise AlreadyRegistered("This idempotency key was used for another registration.")
+        view = shopper_view(drop, stored, now, None)
+        if replayed:
+            log.info("registration replayed", extra={"drop_id": drop_id})
+            view["replayed"] = True
+        return view
 
     # -- purchase ---------------------------------------------------------------------
     def start_purchase(self, drop_id: str, shopper_id: str) -> dict:
@@ -178,9 +198,13 @@ class DropService:
                 "price": drop.product.price, "server_time": now}
 
     def purchase(self, drop_id: str, shopper_id: str, purchase_token: str) -> dict:
+        """Buy with a purchase token: the token is the idempotency key (a retry returns the same order)."""
         try:
             claims = self.signer.verify("purchase", purchase_token)
         except TokenExpired as exc:
+            landed = self._landed_order(drop_id, shopper_id, purchase_token)
+            if landed:  # the purchase went through; only its reply was lost before the deadline
+                return landed
             raise PurchaseExpired("Your purchase window has closed.") from exc
         if claims.get("sub") != shopper_id or claims.get("drop") != drop_id:
             raise NotAWinner("This purchase token is not yours.")
@@ -188,10 +212,20 @@ class DropService:
         rnd = next((r for r in drop.rounds if r.number == claims.get("round")), None)
         if rnd is None:
             raise NotAWinner("This purchase token is not valid.")
-        order_id = "ord_" + hashlib.sha256(claims["jti"].encode() + shopper_id.encode()).hexdigest()[:20]
+        order_id = _order_id(claims, shopper_id)
         participant = self.store.purchase(drop_id, shopper_id, rnd, order_id, self.clock())
         self._cache.pop(drop_id, None)
         return {"order": order_view(drop, participant)}
+
+    def _landed_order(self, drop_id: str, shopper_id: str, purchase_token: str) -> dict | None:
+        """The order an expired but genuine purchase token already made (one read), else None."""
+        claims = self.signer.verify("purchase", purchase_token, allow_expired=True)
+        if claims.get("sub") != shopper_id or claims.get("drop") != drop_id or not isinstance(claims.get("jti"), str):
+            return None
+        participant = self.store.get_participant(drop_id, shopper_id, consistent=True)
+        if participant is None or participant.order_id != _order_id(claims, shopper_id):
+            return None
+        return {"order": order_view(self.drop(drop_id), participant)}
 
     # -- workflow steps (Step Functions tasks) ------------------------------------------
     def tick(self, drop_id: str) -> dict:
@@ -269,6 +303,16 @@ class DropService:
         expected = tuple(p for p in Phase if p not in (Phase.COMPLETED, Phase.FAILED))
         self.store.set_phase(drop_id, expected, Phase.FAILED, failure=error[:500])
         return {"drop_id": drop_id, "phase": Phase.FAILED.value}
+
+
+def _order_id(claims: dict, shopper_id: str) -> str:
+    """The order a purchase token makes: the same token always makes the same order."""
+    return "ord_" + hashlib.sha256(str(claims["jti"]).encode() + shopper_id.encode()).hexdigest()[:20]
+
+
+def request_digest(idempotency_key: str) -> str:
+    """What a participant stores of its registration's Idempotency-Key ("" for none)."""
+    return hashlib.sha256(b"idem|" + idempotency_key.encode()).hexdigest()[:32] if idempotency_key else ""
 
 
 def _with_rank(p: Participant, rank: int) -> Participant:

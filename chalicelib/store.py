@@ -124,6 +124,8 @@ def participant_to_item(p: Participant) -> dict:
         "rollover_used": p.rollover_used, "free": p.free, "paid": p.paid, "cost": p.cost,
         "registered_at": p.registered_at, "trust": p.trust, "device": p.device,
     }
+    if p.request_id:
+        item["request_id"] = p.request_id
     if p.rank is not None:
         item["rank"] = p.rank
     if p.order_id:
@@ -140,6 +142,7 @@ def participant_from_item(item: dict) -> Participant:
         cost=item["cost"], registered_at=item["registered_at"], rank=item.get("rank"),
         order_id=item.get("order_id", ""), purchased_at=item.get("purchased_at", 0),
         rollover_credited=item.get("rollover_credited"), trust=item.get("trust", {}), device=item.get("device", ""),
+        request_id=item.get("request_id", ""),
     )
 
 
@@ -262,18 +265,23 @@ class DropStore:
             pur=Phase.PURCHASE.value)
 
     # -- participants ---------------------------------------------------------
-    def register(self, p: Participant, *, rollover_debit: int = 0, device: str = "") -> None:
-        """One conditional PutItem; a transaction when rollover is spent or devices are unique."""
+    def register(self, p: Participant, *, rollover_debit: int = 0, device: str = "") -> tuple[Participant, bool]:
+        """One conditional PutItem; a transaction when rollover is spent or devices are unique.
+
+        Returns (the stored entry, replayed): when the shopper is already registered by a request
+        with the same request_id (a retry whose reply was lost), that entry comes back with
+        replayed=True, read from the failed condition itself (no extra read); else AlreadyRegistered.
+        """
         put = {"TableName": self._table, "Item": _to_ddb(participant_to_item(p)),
-               "ConditionExpression": "attribute_not_exists(pk)"}
+               "ConditionExpression": "attribute_not_exists(pk)", "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
         if not rollover_debit and not device:
             try:
                 self._call("put_item", **put)
             except ClientError as exc:
                 if _code(exc) == "ConditionalCheckFailedException":
-                    raise AlreadyRegistered("You are already registered for this drop.") from exc
+                    return self._replay(p, exc.response.get("Item"), exc), True
                 raise
-            return
+            return p, False
         items: list[dict] = [{"Put": put}]
         if device:
             items.append({"Put": {"TableName": self._table, "ConditionExpression": "attribute_not_exists(pk)",
@@ -289,12 +297,22 @@ class DropStore:
         except ClientError as exc:
             if _code(exc) != "TransactionCanceledException":
                 raise
-            codes = [r.get("Code") for r in _reasons(exc)]
+            reasons = _reasons(exc)
+            codes = [r.get("Code") for r in reasons]
             if codes and codes[0] == "ConditionalCheckFailed":
-                raise AlreadyRegistered("You are already registered for this drop.") from exc
+                return self._replay(p, reasons[0].get("Item"), exc), True
             if device and len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                 raise AlreadyRegistered("This device is already registered for this drop.", device=True) from exc
             raise RolloverUnavailable("Your rollover balance changed; reload and try again.") from exc
+        return p, False
+
+    @staticmethod
+    def _replay(p: Participant, existing: dict | None, exc: Exception) -> Participant:
+        """The stored entry if the same request made it, else AlreadyRegistered."""
+        stored = participant_from_item(_from_ddb(existing)) if existing else None
+        if stored is None or not p.request_id or stored.request_id != p.request_id:
+            raise AlreadyRegistered("You are already registered for this drop.") from exc
+        return stored
 
     def get_participant(self, drop_id: str, shopper_id: str, consistent: bool = False) -> Participant | None:
         item = self._get(_participant_key(drop_id, shopper_id), consistent)

@@ -31,11 +31,13 @@ class Signer:
         body["exp"] = exp_ms / 1000 if exp_ms is not None else now + (ttl_s or 60)
         return jwt.encode(body, self._keys[purpose], algorithm=_ALG)
 
-    def verify(self, purpose: str, token: str | None) -> dict:
+    def verify(self, purpose: str, token: str | None, *, allow_expired: bool = False) -> dict:
+        """The claims of a genuine token of this purpose; allow_expired skips only the exp check."""
         if not token or not isinstance(token, str) or len(token) > 4096:
             raise Unauthorized("A valid token is required.")
+        options = {"require": ["exp", "typ"], "verify_exp": not allow_expired}
         try:
-            claims = jwt.decode(token, self._keys[purpose], algorithms=[_ALG], options={"require": ["exp", "typ"]})
+            claims = jwt.decode(token, self._keys[purpose], algorithms=[_ALG], options=options)
         except jwt.ExpiredSignatureError as exc:
             raise TokenExpired("The token has expired.") from exc
         except (jwt.PyJWTError, ValueError) as exc:  # ValueError: text that is not UTF-8 (lone surrogates)

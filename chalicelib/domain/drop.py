@@ -167,6 +167,7 @@ class Participant:
     rollover_credited: int | None = None
     trust: dict = field(default_factory=dict)
     device: str = ""
+    request_id: str = ""  # digest of the registration's Idempotency-Key ("" when none was sent)
 
     @property
     def credit_eligible(self) -> int:

@@ -69,10 +69,11 @@ class Api:
         assert res.status == 200, res.raw
         return res.body
 
-    def register(self, token: str, drop_id: str = "jacket", challenge: dict | None = None, **extra) -> Reply:
+    def register(self, token: str, drop_id: str = "jacket", challenge: dict | None = None,
+                 headers: dict | None = None, **extra) -> Reply:
         challenge = challenge or self.challenge(token, drop_id)
         body = {"tickets": 1, "rollover": 0, "pow": {"challenge": challenge, "nonce": solve(challenge)}, **extra}
-        return self.call("POST", f"/api/drop/{drop_id}/register", token=token, body=body)
+        return self.call("POST", f"/api/drop/{drop_id}/register", token=token, body=body, headers=headers)
 
     def draw(self, drop_id: str = "jacket") -> None:
         """Close registration and run the lottery task, as the workflow would."""

@@ -1,0 +1,52 @@
+"""Start and stop the processes of the kill test: the moto server and the API supervisor."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(module: str, port: int, env: dict, log: Path, *args: str, timeout_s: float = 30) -> subprocess.Popen:
+    """Run `python -m module --port port *args` (output to log) and wait until it accepts connections."""
+    with log.open("a") as out:
+        proc = subprocess.Popen([sys.executable, "-m", module, "--port", str(port), *args], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    kill(proc)
+    raise RuntimeError(f"{module} did not start on port {port}:\n{log.read_text()[-3000:]}")
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """SIGKILL: no cleanup, no graceful shutdown, in-flight requests die with it."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            kill(proc)
