@@ -35,6 +35,8 @@ from chalicelib.domain.errors import (
 SHARDS = 16
 CONFLICT_ATTEMPTS = 4  # a cancelled transaction (TransactionConflict) is sent up to 4 times
 CONFLICT_BACKOFF_S = 0.025  # jittered: [0, 25 ms * 2^attempt), as botocore does for DynamoDB
+BATCH_ATTEMPTS = 8  # a batch whose items come back unprocessed is sent up to 8 times ...
+BATCH_BACKOFF_S = 0.05  # ... after jittered waits of [0, 50 ms * 2^attempt) (at most 6.4 s in all)
 TRANSIENT = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
@@ -342,18 +344,21 @@ class DropStore:
         with ThreadPoolExecutor(max_workers=4) as pool:
             return sum(pool.map(lambda s: self._query_shard(drop_id, s, True), range(SHARDS)))
 
+    def _batch_write(self, requests: list[dict]) -> None:
+        """BatchWriteItem of up to 25 requests; unprocessed ones (throttling) are re-sent with backoff."""
+        pending = {self._table: requests}
+        for attempt in range(BATCH_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0, BATCH_BACKOFF_S * 2 ** (attempt - 1)))
+            pending = self._call("batch_write_item", RequestItems=pending).get("UnprocessedItems") or {}
+            if not pending:
+                return
+        raise TransientStoreError("The store is busy; retry shortly.")
+
     def save_ranks(self, ranked: list[Participant]) -> None:
         """Write ranks with batch puts; idempotent (the same items every time)."""
         for i in range(0, len(ranked), 25):
-            requests = [{"PutRequest": {"Item": _to_ddb(participant_to_item(p))}} for p in ranked[i : i + 25]]
-            pending = {self._table: requests}
-            for _ in range(8):
-                res = self._call("batch_write_item", RequestItems=pending)
-                pending = res.get("UnprocessedItems") or {}
-                if not pending:
-                    break
-            else:
-                raise TransientStoreError("Could not save lottery ranks.")
+            self._batch_write([{"PutRequest": {"Item": _to_ddb(participant_to_item(p))}} for p in ranked[i : i + 25]])
 
     # -- purchase -------------------------------------------------------------
     def purchase(self, drop_id: str, shopper_id: str, rnd: Round, order_id: str, now: int) -> Participant:
@@ -445,9 +450,7 @@ class DropStore:
                     break
                 kwargs = {"ExclusiveStartKey": res["LastEvaluatedKey"]}
         for i in range(0, len(keys), 25):
-            pending = {self._table: [{"DeleteRequest": {"Key": _to_ddb(k)}} for k in keys[i : i + 25]]}
-            while pending:
-                pending = self._call("batch_write_item", RequestItems=pending).get("UnprocessedItems") or {}
+            self._batch_write([{"DeleteRequest": {"Key": _to_ddb(k)}} for k in keys[i : i + 25]])
         return len(keys)
 
     # -- fairness: the named beacon and the audit record (both bound to the drop's commitment) ------

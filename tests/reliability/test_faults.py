@@ -10,7 +10,7 @@ from moto.core.botocore_stubber import MockRawResponse
 
 from chalicelib.domain.errors import TransientStoreError
 from chalicelib.service import DropService
-from chalicelib.store import DropStore
+from chalicelib.store import DropStore, shard_of
 from chalicelib.tables import create_tables
 from tests.conftest import drop_spec
 
@@ -198,3 +198,140 @@ def test_a_purchase_that_stays_busy_is_503_with_stock_unchanged(api, sleeps, fau
     again = api.call("POST", "/api/drop/jacket/purchase", token=winner, body={"purchase_token": ptoken})
     assert again.status == 200  # the same token, retried later, buys the unit once
     assert api.call("GET", "/api/drop/jacket/status").body["sold"] == 1
+
+
+def _store():
+    from chalicelib import bootstrap
+
+    return bootstrap.service().store
+
+
+def test_a_transactional_registration_that_stays_busy_is_503_and_leaves_no_half_entry(api, sleeps):
+    """Device claim and rollover debit travel with the entry in one transaction: all of it or none."""
+    api.create_drop()
+    token, shopper = api.session()
+    _store()._call("put_item", TableName="drops-test", Item={"pk": {"S": f"SHOPPER#{shopper}"}, "sk": {"S": "ROLLOVER"},
+                                                             "balance": {"N": "2"}})
+    challenge = api.challenge(token)
+    body = {"rollover": 2, "tickets": 3, "fingerprint": {"visitor_id": "dev-42", "confidence": 0.9}}
+    for fault in (CONFLICT, THROTTLE):
+        faults = Faults(_db(), "TransactWriteItems", 100, fault)
+        res = api.register(token, challenge=challenge, **body)
+        assert res.status == 503 and res.body["error"] == "service_busy", res.raw
+        assert int(res.headers["retry-after"]) >= 1 and faults.sent >= 4
+        faults.left = 0
+        assert _participants() == 0 and api.me(token)["status"] == "NOT_REGISTERED"
+        assert _store().rollover_balance(shopper, consistent=True) == 2  # not debited
+        device = _store()._get({"pk": f"DROP#jacket#S{shard_of('dev-42'):02d}", "sk": "D#dev-42"}, True)
+        assert device is None  # not claimed
+    res = api.register(token, challenge=challenge, **body)
+    assert res.status == 201 and res.body["entry"]["rollover_used"] == 2, res.raw
+    assert _store().rollover_balance(shopper, consistent=True) == 0 and _participants() == 1
+
+
+def test_a_purchase_whose_reply_is_lost_to_a_busy_read_is_503_and_the_retry_returns_its_order(api, sleeps):
+    """The transaction landed, the read after it did not: the client retries and gets the same order."""
+    winner, ptoken = _winner(api)
+    reads = Faults(_db(), "GetItem", 0, THROTTLE)
+
+    def arm(request, **_):  # once the purchase transaction is sent, every read is throttled
+        reads.left = 100
+
+    _db().meta.events.register("before-send.dynamodb.TransactWriteItems", arm)
+    res = api.call("POST", "/api/drop/jacket/purchase", token=winner, body={"purchase_token": ptoken})
+    _db().meta.events.unregister("before-send.dynamodb.TransactWriteItems", arm)
+    assert res.status == 503 and int(res.headers["retry-after"]) >= 1, res.raw
+    reads.left = 0
+    assert _store().get_drop("jacket", consistent=True).sold == 1  # it did land
+    again = api.call("POST", "/api/drop/jacket/purchase", token=winner, body={"purchase_token": ptoken})
+    assert again.status == 200, again.raw
+    assert api.me(winner)["order_id"] == again.body["order"]["order_id"]
+    drop = _store().get_drop("jacket", consistent=True)
+    assert (drop.sold, drop.remaining) == (1, 1)
+
+
+def test_a_busy_read_is_a_clear_503_with_retry_after(api, sleeps):
+    api.create_drop()
+    from chalicelib import bootstrap
+
+    bootstrap.service()._cache.clear()
+    faults = Faults(_db(), "GetItem", 100, THROTTLE)
+    res = api.call("GET", "/api/drop/jacket/status")
+    assert (res.status, res.body) == (503, {"error": "service_busy", "message": res.body["message"]}), res.raw
+    assert int(res.headers["retry-after"]) >= 1 and faults.sent == 6
+
+
+class Unprocessed:
+    """Answer the next `times` BatchWriteItem sends with every item unprocessed, as DynamoDB does when throttled."""
+
+    def __init__(self, client, times: int) -> None:
+        self.left, self.sent = times, 0
+        client.meta.events.register_first("before-send.dynamodb.BatchWriteItem", self)
+
+    def __call__(self, request, **_):
+        self.sent += 1
+        if self.left <= 0:
+            return None
+        self.left -= 1
+        body = json.dumps({"UnprocessedItems": json.loads(request.body)["RequestItems"]}).encode()
+        url, request.url = request.url, "http://fault-injected.invalid/"
+        return AWSResponse(url, 200, {"Content-Type": "application/x-amz-json-1.0"}, MockRawResponse(body))
+
+
+def _registered_drop(api, shoppers: int = 30):
+    api.create_drop(inventory=3)
+    for _ in range(shoppers):
+        assert api.register(api.session()[0]).status == 201
+    assert api.call("POST", "/api/drop/jacket/lottery", operator=True).status == 200
+
+
+def _expected_ranks(drop_id: str = "jacket") -> dict[str, int]:
+    from chalicelib.service import draw_result
+
+    store = _store()
+    people = list(store.participants(drop_id))
+    ranking = draw_result(store.get_secret(drop_id), {p.pseudonym: p.tickets for p in people})["ranking"]
+    return {p.shopper_id: ranking.index(p.pseudonym) for p in people}
+
+
+def test_lottery_rank_writes_left_unprocessed_are_resent_with_backoff(api, sleeps):
+    _registered_drop(api)
+    unprocessed = Unprocessed(_db(), 3)
+    from chalicelib import bootstrap
+
+    assert bootstrap.service().run_lottery("jacket")["ran"] is True
+    assert unprocessed.sent == 2 + 3  # 30 ranks = 2 batches; the first was sent 4 times
+    assert len(sleeps) == 3 and all(0 <= s <= 0.05 * 2 ** i for i, s in enumerate(sleeps))  # jittered, doubling
+    assert _ranks(_store(), "jacket") == _expected_ranks()
+    assert _store().get_drop("jacket", consistent=True).phase.value == "PURCHASE"
+
+
+def test_a_lottery_whose_rank_writes_stay_unprocessed_fails_retryably_and_opens_no_purchase(api, sleeps):
+    from chalicelib import bootstrap
+    from chalicelib.store import BATCH_ATTEMPTS
+
+    _registered_drop(api)
+    unprocessed = Unprocessed(_db(), 10_000)
+    with pytest.raises(TransientStoreError):  # the name drop.asl.json retries with its own backoff
+        bootstrap.service().run_lottery("jacket")
+    assert unprocessed.sent == BATCH_ATTEMPTS
+    drop = _store().get_drop("jacket", consistent=True)
+    assert drop.phase.value == "LOTTERY" and drop.rounds == ()  # nobody may buy yet
+    unprocessed.left = 0
+    assert bootstrap.service().run_lottery("jacket")["ran"] is True  # the state machine's retry
+    assert _ranks(_store(), "jacket") == _expected_ranks()
+
+
+def test_an_operator_reset_under_throttling_backs_off_and_ends_as_a_503_not_a_hot_loop(api, sleeps):
+    api.create_drop()
+    assert api.register(api.session()[0]).status == 201
+    unprocessed = Unprocessed(_db(), 10_000)
+    res = api.call("DELETE", "/api/drop/jacket", operator=True)
+    assert (res.status, res.body["error"]) == (503, "service_busy") and int(res.headers["retry-after"]) >= 1
+    from chalicelib.store import BATCH_ATTEMPTS
+
+    assert unprocessed.sent == BATCH_ATTEMPTS and len(sleeps) == BATCH_ATTEMPTS - 1
+    unprocessed.left = 2
+    res = api.call("DELETE", "/api/drop/jacket", operator=True)
+    assert res.status == 200 and res.body["deleted"] == 3, res.raw  # META, SECRET and the entry
+    assert _store().get_drop("jacket", consistent=True) is None and _participants() == 0
