@@ -13,7 +13,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8080)))
     parser.add_argument("--log-level", default=os.environ.get("SSE_LOG_LEVEL", "warning"))
     args = parser.parse_args(argv)
-    uvicorn.run("sse.app:app", host=args.host, port=args.port, log_level=args.log_level,
+    # No access log (as infra/sse/run.sh): its lines would carry ?token=, the stream token.
+    uvicorn.run("sse.app:app", host=args.host, port=args.port, log_level=args.log_level, access_log=False,
                 timeout_graceful_shutdown=3, backlog=4096)
 
 

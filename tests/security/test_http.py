@@ -130,3 +130,31 @@ def test_lone_surrogates_and_odd_text_in_bodies_are_4xx_not_500(api):
         assert res.status < 500, (path, body, res.status, res.raw)
         if path != "/api/drops":  # a drop may well be named "é"; pow and tokens must refuse all of these
             assert 400 <= res.status < 500 and set(res.body) == {"error", "message"}, (path, body, res.raw)
+
+
+def test_the_sse_server_never_logs_stream_tokens_even_at_info_level(tmp_path):
+    """Stream tokens travel in the query string (EventSource sends no headers): access logs would keep them."""
+    import os
+    import secrets
+
+    import httpx
+
+    from chalicelib.tokens import Signer
+    from tests.reliability import servers
+
+    key = secrets.token_hex(32)
+    genuine = Signer(key).issue("stream", {"sub": "shp_a", "drop": "jacket"}, ttl_s=60)
+    forged = Signer(secrets.token_hex(32)).issue("stream", {"sub": "shp_a", "drop": "jacket"}, ttl_s=60)
+    env = {**os.environ, "SIGNING_KEY": key, "OPERATOR_KEY": secrets.token_hex(16), "DROPS_TABLE": "drops-test",
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1", "SSE_LOG_LEVEL": "info"}
+    port, log = servers.free_port(), tmp_path / "sse.log"
+    proc = servers.start("sse", port, env, log)
+    try:
+        for token in (genuine, forged):
+            res = httpx.get(f"http://127.0.0.1:{port}/events/jacket?token={token}", timeout=30)
+            assert res.status_code in (401, 404, 503), res.text
+    finally:
+        servers.stop(proc)
+    out = log.read_text()
+    assert "Uvicorn running" in out or "Started server process" in out, out  # info lines are written
+    assert genuine not in out and forged not in out and "token=" not in out, out

@@ -9,14 +9,33 @@ import pytest
 from chalicelib.tokens import PURPOSES, Signer
 from chalicelib.domain.errors import Unauthorized
 
-SHOPPER_ROUTES = [
-    ("GET", "/api/drop/jacket/me"),
-    ("GET", "/api/pow/challenge?drop_id=jacket"),
-    ("POST", "/api/drop/jacket/register"),
-    ("POST", "/api/drop/jacket/stream-token"),
-    ("POST", "/api/drop/jacket/purchase/start"),
-    ("POST", "/api/drop/jacket/purchase"),
-]
+def _spec_routes(scheme: str) -> list[tuple[str, str]]:
+    """(method, concrete path) of every operation docs/openapi.yaml secures with `scheme`."""
+    import yaml
+
+    from tests.security.wsgi import SPEC
+
+    doc = yaml.safe_load(SPEC.read_text())
+    out = []
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            if any(scheme in req for req in op.get("security", doc.get("security", []))):
+                out.append((method.upper(), path.replace("{drop_id}", "jacket")))
+    return out
+
+
+SHOPPER_ROUTES = [(m, p + ("?drop_id=jacket" if p == "/api/pow/challenge" else "")) for m, p in _spec_routes("bearer")]
+
+
+def test_the_token_tests_cover_every_secured_route_of_app_py():
+    import app as app_module
+
+    secured = {(m, p.split("?")[0]) for m, p in SHOPPER_ROUTES} | {(m, p) for m, p, _ in OPERATOR_ROUTES}
+    public = {("POST", "/api/session"), ("GET", "/api/drop/jacket/status"), ("GET", "/api/drop/jacket/audit"),
+              ("GET", "/api/drop/jacket/beacon")}
+    routes = {(m, p.replace("{drop_id}", "jacket")) for p, ms in app_module.app.routes.items() for m in ms}
+    assert len(SHOPPER_ROUTES) == 6 and len(OPERATOR_ROUTES) == 6
+    assert secured | public == routes and not secured & public
 
 
 def _signer(env) -> Signer:
@@ -188,27 +207,31 @@ def test_stream_tokens_are_bound_to_purpose_shopper_drop_and_time(api, env):
         signer.verify("stream", Signer("z" * 32).issue("stream", {"sub": alice_id, "drop": "jacket"}, ttl_s=60))
 
 
-OPERATOR_ROUTES = [
-    ("GET", "/api/drops", None),
-    ("POST", "/api/drops", "create"),
-    ("POST", "/api/drop/jacket/lottery", None),
-    ("DELETE", "/api/drop/jacket", None),
-]
+OPERATOR_BODIES = {("POST", "/api/drops"): "create", ("PUT", "/api/drop/jacket/beacon"): "beacon"}
+OPERATOR_ROUTES = [(m, p, OPERATOR_BODIES.get((m, p))) for m, p in _spec_routes("operatorKey")]
 
 
 def test_operator_routes_refuse_a_missing_or_wrong_key(api, env):
+    from chalicelib import bootstrap
     from tests.security.flows import drop_body
 
     api.create_drop()
     shopper, _ = api.session()
-    wrong_keys = [None, "", "wrong", env["OPERATOR_KEY"][:-1], env["OPERATOR_KEY"] + "x", env["SIGNING_KEY"]]
+    assert api.register(shopper).status == 201
+    wrong_keys = [None, "", "wrong", env["OPERATOR_KEY"][:-1], env["OPERATOR_KEY"] + "x", env["SIGNING_KEY"],
+                  env["OPERATOR_KEY"].upper() if env["OPERATOR_KEY"] != env["OPERATOR_KEY"].upper() else "X"]
+    bodies = {"create": drop_body("other"), "beacon": {"source": "drand-quicknet", "round": 1}, None: None}
     for method, path, body in OPERATOR_ROUTES:
-        payload = drop_body("other") if body else None
         for key in wrong_keys:
             headers = {} if key is None else {"x-operator-key": key}
-            res = api.call(method, path, headers=headers, body=payload, token=shopper)
+            res = api.call(method, path, headers=headers, body=bodies[body], token=shopper)
             _assert_json_error(res, (403,))
             assert res.body["error"] == "forbidden"
+            assert "shp_" not in res.raw and "participants" not in res.raw  # no operator data leaks
     status = api.call("GET", "/api/drop/jacket/status").body
     assert status["phase"] == "REGISTRATION"  # nothing was closed or deleted
     assert api.call("GET", "/api/drop/other/status").status == 404
+    store = bootstrap.service().store
+    drop = store.get_drop("jacket", consistent=True)
+    assert store.get_beacon("jacket", drop.commitment) is None  # no beacon was named
+    assert store.count_participants("jacket") == 1
