@@ -146,16 +146,13 @@ class DropService:
         now = self.clock()
         request_id = request_digest(idempotency_key)
         phase = drop.effective_phase(now)
-        try:
+        if phase is not Phase.REGISTRATION:
+            landed = self.store.get_participant(drop_id, shopper_id, consistent=True) if request_id else None
+            if landed and landed.request_id == request_id and landed.tickets == tickets:  # a late retry
+                return {**shopper_view(drop, landed, now, None), "replayed": True}
             if phase is Phase.SCHEDULED:
                 raise RegistrationNotOpen("Registration has not opened yet.")
-            if phase is not Phase.REGISTRATION:
-                raise RegistrationClosed("Registration is closed.")
-        except (RegistrationNotOpen, RegistrationClosed):
-            landed = self.store.get_participant(drop_id, shopper_id, consistent=True) if request_id else None
-            if landed and landed.request_id == request_id and landed.tickets == tickets:
-                return {**shopper_view(drop, landed, now, None), "replayed": True}
-            raise
+            raise RegistrationClosed("Registration is closed.")
         if not 1 <= tickets <= drop.max_tickets:
             raise InvalidInput(f"tickets must be between 1 and {drop.max_tickets}.")
         if rollover is None:  # the client did not say: spend what the shopper has (one extra read)

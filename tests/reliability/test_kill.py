@@ -1,12 +1,13 @@
 """Kill the API process at random moments while registrations and purchases are in flight.
 
 1,000 shoppers register (session, challenge, register) and the 100 winners buy, 24 at a time,
-while a killer thread SIGKILLs the serving API process every 0.6-2.4 s (a new one takes over). Every client
-retries each request unchanged until it gets an answer: a registration with the same
-Idempotency-Key (a retry whose first attempt landed gets the same 201 entry), a purchase with
-the same purchase token (the same order). Afterwards nothing is lost, nothing is duplicated and
-the stock arithmetic is exact. KILL_TEST_SHOPPERS (default 1000) and KILL_TEST_INVENTORY
-(default 100) scale it; KILL_TEST_KILL_EVERY_S sets the mean time between kills (default 1.5).
+while a killer thread SIGKILLs the serving API process every 0.6-2.4 s (a new one takes over).
+Every client retries each request unchanged until it gets an answer: a registration with the
+same Idempotency-Key (a retry whose first attempt landed gets the same 201 entry), a purchase
+with the same purchase token (the same order). Afterwards nothing is lost, nothing is duplicated
+and the stock arithmetic is exact. KILL_TEST_SHOPPERS (1000), KILL_TEST_INVENTORY (100),
+KILL_TEST_KILL_EVERY_S (mean time between kills, 1.5) and KILL_TEST_RETRY_FOR_S (how long one
+request is retried, 60) scale it. docs/RELIABILITY.md describes the harness.
 """
 from __future__ import annotations
 

@@ -10,7 +10,19 @@ import pytest
 import app as app_module
 
 EVIL = "https://evil.example"
-BODY_ROUTES = ["/api/drop/jacket/register", "/api/drop/jacket/purchase", "/api/drops"]
+
+
+def _body_routes() -> list[tuple[str, str]]:
+    """(method, path) of every operation docs/openapi.yaml gives a request body."""
+    import yaml
+
+    from tests.security.wsgi import SPEC
+
+    paths = yaml.safe_load(SPEC.read_text())["paths"]
+    return [(m.upper(), p) for p, ops in paths.items() for m, op in ops.items() if "requestBody" in op]
+
+
+BODY_ROUTES = _body_routes()
 
 
 def _concrete(path: str) -> str:
@@ -51,15 +63,23 @@ def test_no_route_answers_any_origin(api, monkeypatch, allowed):
                 assert got.get("access-control-allow-credentials") is None or acao == allowed
 
 
-@pytest.mark.parametrize("path", BODY_ROUTES)
-def test_bodies_over_the_limit_get_413(api, path):
+def test_every_route_that_reads_a_body_is_in_the_413_test():
+    import inspect
+
+    reads_body = {(m, p) for p, ms in app_module.app.routes.items() for m, entry in ms.items()
+                  if "_body()" in inspect.getsource(inspect.unwrap(entry.view_function))}
+    assert set(BODY_ROUTES) == reads_body and len(reads_body) == 4
+
+
+@pytest.mark.parametrize("method,path", BODY_ROUTES)
+def test_bodies_over_the_limit_get_413(api, method, path):
     api.create_drop()
     token, _ = api.session()
     big = json.dumps({"pad": "x" * app_module.MAX_BODY}).encode()
-    res = api.call("POST", path, token=token, operator=True, raw=big)
+    res = api.call(method, _concrete(path), token=token, operator=True, raw=big)
     assert res.status == 413 and res.body == {"error": "payload_too_large", "message": res.body["message"]}
     edge = b" " * app_module.MAX_BODY  # exactly at the limit is not "too large"
-    assert api.call("POST", path, token=token, operator=True, raw=edge).status != 413
+    assert api.call(method, _concrete(path), token=token, operator=True, raw=edge).status != 413
 
 
 def test_no_secret_or_token_reaches_the_logs(api, env, caplog, capsys):
