@@ -20,8 +20,15 @@ class FakeSource {
 }
 
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+async function until(predicate, what, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await tick(10);
+  }
+}
 
-function setup({ staleMs = 0, onLine = true } = {}) {
+function setup(t, { staleMs = 0, onLine = true } = {}) {
   FakeSource.all = [];
   let n = 0;
   const api = { streamToken: async () => ({ token: `t${++n}`, expires_at: 0 }) };
@@ -34,11 +41,12 @@ function setup({ staleMs = 0, onLine = true } = {}) {
     onEvent: (type, data) => events.push([type, data]),
     onConnection: (s) => states.push(s),
   });
+  t.after(() => stream.stop()); // even when an assertion fails: no timer may keep the test run alive
   return { stream, target, states, events, tokens: () => n };
 }
 
-test("opens with a stream token and reports live on open and on events", async () => {
-  const { stream, states, events } = setup();
+test("opens with a stream token and reports live on open and on events", async (t) => {
+  const { stream, states, events } = setup(t);
   stream.start();
   await tick();
   const [src] = FakeSource.all;
@@ -50,8 +58,8 @@ test("opens with a stream token and reports live on open and on events", async (
   stream.stop();
 });
 
-test("going offline closes the stream; coming back reopens it at once with a new token", async () => {
-  const { stream, target, states, tokens } = setup();
+test("going offline closes the stream; coming back reopens it at once with a new token", async (t) => {
+  const { stream, target, states, tokens } = setup(t);
   stream.start();
   await tick();
   FakeSource.all[0].open();
@@ -70,8 +78,8 @@ test("going offline closes the stream; coming back reopens it at once with a new
   stream.stop();
 });
 
-test("a page that starts offline waits for the network", async () => {
-  const { stream, target, states } = setup({ onLine: false });
+test("a page that starts offline waits for the network", async (t) => {
+  const { stream, target, states } = setup(t, { onLine: false });
   stream.start();
   await tick();
   assert.equal(FakeSource.all.length, 0);
@@ -82,36 +90,33 @@ test("a page that starts offline waits for the network", async () => {
   stream.stop();
 });
 
-test("a stream that goes quiet (no event, not even a heartbeat) is reopened", async () => {
-  const { stream, states } = setup({ staleMs: 40 });
+test("a stream that goes quiet (no event, not even a heartbeat) is reopened", async (t) => {
+  const { stream, states } = setup(t, { staleMs: 300 });
   stream.start();
-  await tick();
+  await until(() => FakeSource.all.length === 1, "the first stream");
   const first = FakeSource.all[0];
   first.open();
-  for (let i = 0; i < 3; i++) {
-    await tick(20);
+  for (let i = 0; i < 4; i++) {
+    await tick(50);
     first.emit("heartbeat", { server_time: 1 });
   }
   assert.equal(FakeSource.all.length, 1, "heartbeats keep it alive");
-  await tick(80);
+  await until(() => FakeSource.all.length === 2, "a reopened stream");
   assert.equal(first.closed, true);
-  assert.equal(FakeSource.all.length, 2);
   assert.ok(states.includes("reconnecting"));
-  first.emit("drop", { phase: "OLD" }); // a late event from the closed source is ignored
   stream.stop();
 });
 
-test("a refused reconnect (CLOSED, e.g. 401) gets a new token and reopens", async () => {
-  const { stream, tokens } = setup();
+test("a refused reconnect (CLOSED, e.g. 401) gets a new token and reopens", async (t) => {
+  const { stream, tokens } = setup(t);
   stream.start();
-  await tick();
+  await until(() => FakeSource.all.length === 1, "the first stream");
   FakeSource.all[0].open();
   FakeSource.all[0].fail(0); // CONNECTING: the browser retries by itself
   await tick(5);
   assert.equal(FakeSource.all.length, 1);
-  FakeSource.all[0].fail(2); // CLOSED: our turn
-  await tick(1700); // first backoff is 1 s + up to 0.5 s jitter
-  assert.equal(FakeSource.all.length, 2);
+  FakeSource.all[0].fail(2); // CLOSED: our turn (after a 1 s backoff + jitter)
+  await until(() => FakeSource.all.length === 2, "a stream with a new token");
   assert.equal(tokens(), 2);
   stream.stop();
 });
