@@ -3,7 +3,7 @@
 app.py runs in-process behind chalice.local.LocalGateway (thread-local current_request, as chalice's
 local server does), at most --executors requests at a time (like a Lambda concurrency cap; a click
 waiting for an executor is latency the shopper sees). The store talks HTTP to a moto server with
-DynamoDB's isolation (bench/_lib/storm_moto.py). The drop is created and the lottery closed through
+DynamoDB's isolation (bench/_lib/isolated_moto.py). The drop is created and the lottery closed through
 the API; the 2,000 entries are written with DropService.register directly (not timed: the storm is
 what is measured), then run_lottery runs as its Lambda would.
 
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, **FAKE_AWS}
     for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "STATE_MACHINE_ARN", "AUDIT_BUCKET", "FINGERPRINT_API_KEY"):
         env.pop(var, None)
-    moto = Child([sys.executable, "-m", "bench._lib.storm_moto", "--port", str(port)], env, logs / "moto.log")
+    moto = Child([sys.executable, "-m", "bench._lib.isolated_moto", "--port", str(port)], env, logs / "moto.log")
     rows, ok = [], True
     try:
         moto.wait_for("ready", 30)

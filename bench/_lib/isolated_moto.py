@@ -1,11 +1,12 @@
-"""python -m bench._lib.storm_moto --port N: a moto server with DynamoDB's isolation and fast transactions.
+"""python -m bench._lib.isolated_moto --port N: a moto server with DynamoDB's isolation and fast transactions.
 
 moto 5.2.5 under concurrent requests is not isolated (tests/reliability/moto_lock.py explains it), so
 every DynamoDB operation runs under one lock, as there. And its TransactWriteItems deep-copies each
 table it touches, once per item, to roll back a cancelled transaction: seconds per transaction once
 the table holds thousands of entries. Here the rollback keeps copies of the touched items only
 (moto keeps items in Table.items[hash][range]; its GSIs are computed when queried), which is exact
-and O(items in the transaction). Only the benchmarks use this server.
+and O(items in the transaction). Only the benchmarks use it: this server (bench/storm.py), or
+install() in a process using mock_aws (bench/bots.py).
 """
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
-    print(f"storm moto server ready on http://127.0.0.1:{args.port}", flush=True)
+    print(f"isolated moto server ready on http://127.0.0.1:{args.port}", flush=True)
     stop.wait()
     server.stop()
     return 0
