@@ -181,7 +181,7 @@ def test_keyboard_only_shopper_with_visible_focus_and_contrast(stack, shoppers):
 
 def test_phone_sized_viewport_has_no_horizontal_scroll(stack, shoppers):
     drop = stack.create_drop("phone", inventory=1, name="Anniversary release",
-                             product={"title": "Alpha SV Jacket, Anniversary Edition", "image_url": "/jacket.svg",
+                             product={"title": "Alpha SV Wetterschutzjackenjubiläumsausgabe", "image_url": "/jacket.svg",
                                       "price": 1250})
     phone = shoppers("phone", viewport={"width": 375, "height": 812}, is_mobile=True, has_touch=True,
                      device_scale_factor=2)
@@ -190,23 +190,25 @@ def test_phone_sized_viewport_has_no_horizontal_scroll(stack, shoppers):
     page.get_by_test_id("tickets").select_option("10")  # the longest price and breakdown
     expect(page.get_by_test_id("price-breakdown")).to_have_text("1 free · 9 paid")
 
-    def fits(what):
+    def fits(what: str) -> None:
         layout = page.evaluate(OVERFLOW)
         assert layout["scrollWidth"] <= 375 and not layout["wide"], f"{what}: {layout}"
-        box = page.get_by_test_id(what if what.endswith("button") else "register-button").bounding_box()
-        return box
 
-    box = fits("register-button")
-    assert box["width"] >= 300 and box["height"] >= 44, box  # a full-width, thumb-sized target
+    def thumb_sized(testid: str) -> None:  # a full-width, thumb-sized target
+        box = page.get_by_test_id(testid).bounding_box()
+        assert box["width"] >= 300 and box["height"] >= 44 and box["x"] >= 0 and box["x"] + box["width"] <= 375, box
+
+    fits("registration-open")
+    thumb_sized("register-button")
     phone.shot("registration-open", full_page=True)
     page.get_by_test_id("tickets").select_option("1")
     page.get_by_test_id("register-button").tap()
     phone.state("registered")
-    fits("register-button")
+    fits("registered")
     stack.close_registration(drop["drop_id"])
     phone.state("won")
-    box = fits("buy-button")
-    assert box["width"] >= 300 and box["height"] >= 44, box
+    fits("won")
+    thumb_sized("buy-button")
     phone.shot("won", full_page=True)
 
 
