@@ -153,3 +153,16 @@ def test_everyone_wins_when_stock_covers_all(service, clock):
     ids = _register_many(service, 4)
     _close_and_draw(service, clock)
     assert all(service.me("jacket", s)["status"] == "WINNER" for s in ids)
+
+
+def test_me_right_after_the_draw_shows_the_result_not_the_cached_pre_draw_drop(service, clock):
+    """The API's 1 s drop cache must not hide a draw another process (the lottery Lambda) just made."""
+    import dataclasses
+
+    service.create_drop(drop_spec(clock, inventory=1))
+    service.register("jacket", "shp_a", tickets=1, rollover=0)
+    api = dataclasses.replace(service, _cache={})  # the API process, with its own cache
+    clock.advance(61_000)
+    assert api.me("jacket", "shp_a")["status"] == "REGISTERED"  # caches the drop before the draw
+    service.run_lottery("jacket")  # the task Lambda; the clock does not move: api's cache is still fresh
+    assert api.me("jacket", "shp_a")["status"] == "WINNER"
