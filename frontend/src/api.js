@@ -127,8 +127,9 @@ export class Api {
   challenge(dropId) {
     return this.call("GET", `/pow/challenge?drop_id=${encodeURIComponent(dropId)}`);
   }
-  register(dropId, body) {
-    return this.call("POST", `/drop/${encodeURIComponent(dropId)}/register`, { body });
+  register(dropId, body, idempotencyKey) {
+    const headers = idempotencyKey ? { "Idempotency-Key": idempotencyKey } : {};
+    return this.call("POST", `/drop/${encodeURIComponent(dropId)}/register`, { body, headers });
   }
   streamToken(dropId) {
     return this.call("POST", `/drop/${encodeURIComponent(dropId)}/stream-token`, { body: {} });

@@ -505,6 +505,12 @@ async function register(event) {
   ui.registering = true;
   render();
   const tickets = Number(els.tickets.value) || 1;
+  // One Idempotency-Key per entry, kept until a definite answer: a retry after a lost reply
+  // gets the entry that landed (201) instead of "already registered".
+  const keyName = storageKey("register");
+  const kept = readJSON("session", keyName);
+  const key = kept && kept.tickets === tickets ? kept.key : uuid();
+  writeJSON("session", keyName, { key, tickets });
   try {
     let entry;
     for (let attempt = 0; ; attempt++) {
@@ -519,7 +525,7 @@ async function register(event) {
         signals: { interactions, elapsed_ms: Math.round(performance.now() - startedAt) },
       };
       try {
-        entry = (await api.register(dropId, body)).entry;
+        entry = (await sendRegistration(body, key)).entry;
         break;
       } catch (err) {
         // A challenge that expired while solving deserves one fresh try.
@@ -527,15 +533,32 @@ async function register(event) {
         throw err;
       }
     }
+    writeJSON("session", keyName, null);
     if (entry) setMe(entry);
     else refreshMe();
     announce(`You're in the draw with ${plural(tickets, "ticket")}.`);
   } catch (err) {
+    if (!retryable(err)) writeJSON("session", keyName, null);
     handleRegisterError(err);
   } finally {
     ui.registering = false;
     setPow("idle");
     render();
+  }
+}
+
+const retryable = (err) => err instanceof ApiError && (err.status === 0 || err.status === 503);
+
+/** The same request (same body, same Idempotency-Key) again while the network or the store is down. */
+async function sendRegistration(body, key) {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await api.register(dropId, body, key);
+    } catch (err) {
+      if (!retryable(err) || tries >= 4) throw err;
+      announce("Connection trouble, trying again…");
+      await new Promise((resolve) => setTimeout(resolve, 500 * 2 ** tries));
+    }
   }
 }
 

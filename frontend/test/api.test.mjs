@@ -51,6 +51,8 @@ test("errors carry code and Retry-After; purchase sends the Idempotency-Key", as
     : [201, { order: { order_id: "o1" } }]);
   const api = new Api({ base: "/api", fetchImpl: impl });
   await assert.rejects(api.register("d", { tickets: 1 }), (e) => e.code === "rate_limited" && e.retryAfter === 12);
+  await assert.rejects(api.register("d", { tickets: 1 }, "reg-1"));
+  assert.equal(calls.at(-1).init.headers["Idempotency-Key"], "reg-1");
   await api.purchase("d", "pt", "key-1");
   const last = calls.at(-1).init;
   assert.equal(last.headers["Idempotency-Key"], "key-1");

@@ -82,6 +82,34 @@ def test_refused_as_a_bot_shows_the_kind_message_and_can_try_again(stack, shoppe
     assert stack.participants(drop["drop_id"])["total"] == 1
 
 
+def test_a_registration_whose_reply_is_lost_is_retried_and_lands_once(stack, shoppers):
+    """The server records the entry but the reply never arrives: the page resends the same request
+    (same Idempotency-Key) and shows the entry that landed, not "already registered"."""
+    drop = stack.create_drop("lost-reply")
+    shopper = shoppers("unlucky")
+    page = shopper.page
+    sent: list[dict] = []
+
+    def lose_first_reply(route):
+        sent.append({"key": route.request.headers.get("idempotency-key"), "body": route.request.post_data_json})
+        if len(sent) == 1:
+            real = route.fetch()  # the server handles it...
+            assert real.status == 201
+            route.abort("connectionreset")  # ...and the browser never hears back
+        else:
+            route.continue_()
+
+    page.route("**/api/drop/*/register", lose_first_reply)
+    shopper.open(drop["drop_id"])
+    shopper.register(tickets=2)
+    assert len(sent) == 2 and sent[0]["key"] and sent[0]["key"] == sent[1]["key"]
+    assert sent[0]["body"] == sent[1]["body"]
+    expect(page.get_by_test_id("status-message")).to_contain_text("You're in the draw with 2 tickets")
+    summary = stack.participants(drop["drop_id"])
+    assert summary["total"] == 1
+    shopper.shot("registered-after-lost-reply")
+
+
 def test_drop_not_started_counts_down_then_opens_by_itself(stack, shoppers):
     drop = stack.create_drop("not-started", opens_in_s=4, open_s=60)
     shopper = shoppers("early")

@@ -117,29 +117,6 @@ def test_audit_files_are_served_from_the_audit_bucket_on_the_same_origin(stack):
     assert stack["client"].get("/audits/index.html").status_code == 404  # never the site's index
 
 
-def test_the_readmes_curl_walkthrough_runs_as_written(stack, tmp_path):
-    """README.md's "A drop with curl" block: create, three shoppers register, lottery now, winners buy."""
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split("## A drop with curl", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
-    script = (block.replace("/tmp/", f"{tmp_path}/")
-              .replace("http://127.0.0.1:8000", str(stack["client"].base_url).rstrip("/"))
-              .replace(".dev/secrets.env", str(stack["dev_dir"] / "secrets.env")))
-    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    lines = [json.loads(line.split(": ", 1)[1] if line.split(":", 1)[0] in ("ana", "ben", "cy", "ana start",
-             "ben start", "cy start") else line) for line in done.stdout.splitlines() if line.strip()]
-    entries = [line["entry"] for line in lines if "entry" in line]
-    assert [(e["status"], e["tickets"], e["cost"]) for e in entries] == [("REGISTERED", 1, 0), ("REGISTERED", 3, 5),
-                                                                         ("REGISTERED", 5, 30)]
-    standings = sorted(line["status"] for line in lines if "status" in line and "drop_id" in line and "name" not in line)
-    assert standings == ["WAITLISTED", "WINNER", "WINNER"]
-    orders = {line["order"]["order_id"] for line in lines if "order" in line}
-    assert len(orders) == 2
-    assert (lines[-1]["sold"], lines[-1]["remaining"]) == (2, 0)
-
-
 def test_killing_the_gateway_loses_nothing(stack):
     client, dev_dir = stack["client"], stack["dev_dir"]
     key = (dev_dir / "secrets.env").read_text().split("OPERATOR_KEY=")[1].split()[0]
@@ -162,6 +139,29 @@ def test_killing_the_gateway_loses_nothing(stack):
     listed = client.get("/api/drops", headers={"X-Operator-Key": key}).json()["drops"]
     assert {d["drop_id"] for d in listed} == {"demo", "survivor"}
     assert client.get("/api/drop/demo/status").json()["phase"] == "REGISTRATION"
+
+
+def test_the_readmes_curl_walkthrough_runs_as_written(stack, tmp_path):
+    """README.md's "A drop with curl" block: create, three shoppers register, lottery now, winners buy."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## A drop with curl", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    script = (block.replace("/tmp/", f"{tmp_path}/")
+              .replace("http://127.0.0.1:8000", str(stack["client"].base_url).rstrip("/"))
+              .replace(".dev/secrets.env", str(stack["dev_dir"] / "secrets.env")))
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [json.loads(line.split(": ", 1)[1] if line.split(":", 1)[0] in ("ana", "ben", "cy", "ana start",
+             "ben start", "cy start") else line) for line in done.stdout.splitlines() if line.strip()]
+    entries = [line["entry"] for line in lines if "entry" in line]
+    assert [(e["status"], e["tickets"], e["cost"]) for e in entries] == [("REGISTERED", 1, 0), ("REGISTERED", 3, 5),
+                                                                         ("REGISTERED", 5, 30)]
+    standings = sorted(line["status"] for line in lines if "status" in line and "drop_id" in line and "name" not in line)
+    assert standings == ["WAITLISTED", "WINNER", "WINNER"]
+    orders = {line["order"]["order_id"] for line in lines if "order" in line}
+    assert len(orders) == 2
+    assert (lines[-1]["sold"], lines[-1]["remaining"]) == (2, 0)
 
 
 def test_ctrl_c_stops_every_process(stack):
