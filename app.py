@@ -212,6 +212,12 @@ def lottery_now(drop_id: str) -> dict:
     return bootstrap.service().lottery_now(drop_id)
 
 
+@route("/api/drop/{drop_id}/retry", ["POST"])
+def retry_failed(drop_id: str) -> dict:
+    _operator()
+    return bootstrap.service().retry_failed(drop_id)
+
+
 @route("/api/drop/{drop_id}/beacon", ["PUT"])
 def name_beacon(drop_id: str) -> dict:
     _operator()

@@ -28,11 +28,12 @@ def _workflow_starter(state_machine_arn: str):
         return None
     sfn = boto3.client("stepfunctions", config=BOTO_CONFIG)
 
-    def start(drop_id: str) -> None:
+    def start(drop_id: str, name: str | None = None) -> None:
         import json
 
         try:
-            sfn.start_execution(stateMachineArn=state_machine_arn, name=drop_id, input=json.dumps({"drop_id": drop_id}))
+            sfn.start_execution(stateMachineArn=state_machine_arn, name=name or drop_id,
+                                input=json.dumps({"drop_id": drop_id}))
         except sfn.exceptions.ExecutionAlreadyExists:
             pass
 

@@ -199,6 +199,8 @@ def status(drop_id: str) -> None:
     summary = client.call("GET", f"/api/drop/{drop_id}/participants", params={"limit": 0})
     counts = ", ".join(f"{k} {v}" for k, v in summary["by_status"].items() if v)
     out.print(f"entries by status: {counts or 'none yet'}")
+    if summary.get("failure"):
+        out.print(f"[red]failed:[/red] {summary['failure']}\n`drops retry {drop_id}` resumes it once the cause is fixed")
 
 
 @app.command()
@@ -213,6 +215,14 @@ def lottery(drop_id: str) -> None:
     """Close registration now; the workflow draws within its poll interval."""
     d = api().call("POST", f"/api/drop/{drop_id}/lottery")
     out.print(f"{drop_id}: registration closed; phase {d['phase']}. `drops status {drop_id}` to follow.")
+
+
+@app.command()
+def retry(drop_id: str) -> None:
+    """Resume a FAILED drop: back to the phase its data says, with a new workflow execution."""
+    d = api().call("POST", f"/api/drop/{drop_id}/retry")
+    started = f", execution {d['execution']}" if d.get("execution") else ""
+    out.print(f"{drop_id}: resumed in {d['phase']}{started}. `drops executions {drop_id}` to follow.")
 
 
 @app.command()

@@ -65,7 +65,8 @@ def participants_summary(drop: Drop, participants: Iterable[Participant], now: i
     picked.sort(key=lambda row: (row[0].rank is None, row[0].rank or 0, row[0].registered_at, row[0].shopper_id))
     page = picked[offset : offset + limit]
     return {
-        "drop_id": drop.drop_id, "phase": drop.effective_phase(now).value, "total": len(rows),
+        "drop_id": drop.drop_id, "phase": drop.effective_phase(now).value, "failure": drop.failure or None,
+        "total": len(rows),
         "tickets": sum(p.tickets for p, _ in rows),
         "by_status": {s.value: counts.get(s.value, 0) for s in Status if s is not Status.NOT_REGISTERED},
         "trust": score_histogram(trust_score(p) for p, _ in rows),

@@ -45,7 +45,8 @@ class DropService:
     signer: Signer
     settings: Settings
     clock: Callable[[], int] = now_ms
-    start_workflow: Callable[[str], None] | None = None  # starts the drop's Step Functions execution
+    # starts the drop's Step Functions execution: (drop_id, execution name or None = drop_id)
+    start_workflow: Callable[[str, str | None], None] | None = None
     _cache: dict[str, tuple[int, Drop]] = field(default_factory=dict)
 
     # -- reading ----------------------------------------------------------------
@@ -115,13 +116,13 @@ class DropService:
             raise InvalidInput("registration_end must be after registration_start.")
         self.store.create_drop(drop, secret)
         if self.start_workflow:
-            self.start_workflow(drop_id)
+            self.start_workflow(drop_id, None)
         log.info("drop created", extra={"drop_id": drop_id})
         return drop_view(drop, now)
 
     def list_drops(self) -> list[dict]:
         now = self.clock()
-        return [drop_view(d, now) for d in self.store.list_drops()]
+        return [{**drop_view(d, now), "failure": d.failure or None} for d in self.store.list_drops()]
 
     def lottery_now(self, drop_id: str) -> dict:
         """Close registration now; the workflow notices within its poll interval."""
@@ -298,10 +299,40 @@ class DropService:
         self.store.set_phase(drop_id, (Phase.PURCHASE,), Phase.COMPLETED)
         return {"drop_id": drop_id, "credited": credited}
 
+    def retry_failed(self, drop_id: str) -> dict:
+        """Operator: put a FAILED drop back where its workflow stopped and start a new execution.
+
+        Every step is idempotent and reads absolute times from the drop, so the new execution
+        converges to what an undisturbed run would have produced.
+        """
+        drop = self.drop(drop_id, fresh=True)
+        if drop.phase is not Phase.FAILED:
+            raise InvalidPhase(f"Only a FAILED drop can be retried; this one is {drop.phase.value}.")
+        resumed = self.store.set_phase(drop_id, (Phase.FAILED,), resume_phase(drop, self.clock()))
+        if resumed is None:
+            raise InvalidPhase("The drop changed while it was being retried.")
+        self._cache.pop(drop_id, None)
+        name = f"{drop_id}-r{self.clock()}"  # a new name: the failed execution keeps its own
+        if self.start_workflow:
+            self.start_workflow(drop_id, name)
+        log.info("failed drop retried", extra={"drop_id": drop_id, "phase": resumed.phase.value})
+        return {**drop_view(resumed, self.clock()), "execution": name if self.start_workflow else None}
+
     def mark_failed(self, drop_id: str, error: str) -> dict:
         expected = tuple(p for p in Phase if p not in (Phase.COMPLETED, Phase.FAILED))
         self.store.set_phase(drop_id, expected, Phase.FAILED, failure=error[:500])
         return {"drop_id": drop_id, "phase": Phase.FAILED.value}
+
+
+def resume_phase(drop: Drop, now: int) -> Phase:
+    """The phase a failed drop's stored state says it was in."""
+    if drop.rounds:
+        return Phase.PURCHASE
+    if now < drop.registration_start:
+        return Phase.SCHEDULED
+    if now < drop.registration_end:
+        return Phase.REGISTRATION
+    return Phase.LOTTERY
 
 
 def _order_id(claims: dict, shopper_id: str) -> str:

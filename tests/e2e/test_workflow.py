@@ -24,7 +24,7 @@ from botocore.config import Config
 
 from chalicelib import bootstrap
 from chalicelib.domain.drop import Drop, Participant, Phase, Status
-from chalicelib.domain.errors import PurchaseExpired
+from chalicelib.domain.errors import InvalidPhase, PurchaseExpired
 from chalicelib.service import DropService, draw_result
 from chalicelib.tables import create_tables
 from chalicelib.tokens import new_shopper_id
@@ -315,8 +315,26 @@ def broken_lottery(stack: Stack) -> dict:
     return result
 
 
+def retried_after_failure(stack: Stack) -> dict:
+    """The lottery keeps failing, the drop is FAILED; once repaired, an operator retries it and it completes."""
+    drop_id, ids = open_drop(stack, workflow_faults.REPAIRABLE, shoppers=3, inventory=1, window_s=1, max_rounds=1)
+    failed = stack.finished(drop_id)
+    failed_phase = stack.drop(drop_id).phase
+    workflow_faults.repair(stack.ddb, TABLE, drop_id)
+    resumed = stack.svc.retry_failed(drop_id)
+    try:
+        stack.svc.retry_failed(drop_id)
+        second_retry = "accepted"
+    except InvalidPhase:
+        second_retry = "refused"
+    result = outcome(stack, drop_id, resumed["execution"], failed=failed, failed_phase=failed_phase, resumed=resumed,
+                     second_retry=second_retry, secret=stack.svc.store.get_secret(drop_id))
+    return result
+
+
 SCENARIOS = {f.__name__: f for f in (
-    lifecycle, flaky_lottery, stopped, early_close, promotion, everyone_buys, not_ready, broken_lottery)}
+    lifecycle, flaky_lottery, stopped, early_close, promotion, everyone_buys, not_ready, broken_lottery,
+    retried_after_failure)}
 
 
 @pytest.fixture(scope="module")
@@ -427,3 +445,18 @@ def test_lottery_that_keeps_failing_marks_the_drop_failed_and_reconcile_leaves_i
     assert drop.phase is Phase.FAILED and "LotteryError" in drop.failure and "attempt 4" in drop.failure
     assert r["ranks"] and all(rank is None for rank in r["ranks"].values())
     assert r["reconciled"] == []  # restarting a FAILED drop would only tick 'done'
+
+
+def test_a_failed_drop_retried_by_an_operator_resumes_and_completes_with_the_committed_draw(runs, stack):
+    r = result(runs, "retried_after_failure")
+    assert r["failed"]["status"] == "FAILED" and r["failed_phase"] is Phase.FAILED
+    assert r["resumed"]["phase"] == "LOTTERY" and r["resumed"]["execution"].startswith(f"{r['drop_id']}-r")
+    assert r["second_retry"] == "refused"  # no longer FAILED: a second retry cannot start a rival execution
+    assert r["execution"]["status"] == "SUCCEEDED", r["execution"]
+    drop = r["drop"]
+    assert drop.phase is Phase.COMPLETED and drop.failure == ""
+    participants = stack.participants(r["drop_id"])
+    ranking = draw_result(r["secret"], {p.pseudonym: p.tickets for p in participants})["ranking"]
+    assert [p.pseudonym for p in participants] == ranking  # the draw the commitment promised, not a new one
+    original = stack.sfn.describe_execution(executionArn=stack.execution_arn(r["drop_id"]))
+    assert original["status"] == "FAILED"  # the failed execution keeps its history

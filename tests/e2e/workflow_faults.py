@@ -19,6 +19,8 @@ ATTEMPTS_PK = "TEST#ATTEMPTS"
 FLAKY = "flaky-"  # lottery: fails before drawing, then draws and fails (result lost), then succeeds
 UNREADY = "unready-"  # lottery: the first call says registration is still open
 BROKEN = "broken-"  # lottery: always fails with LotteryError
+REPAIRABLE = "repair-"  # lottery: fails with LotteryError until the test calls repair(drop_id)
+REPAIRED_PK = "TEST#REPAIRED"
 DDB_OPERATIONS = (
     "put_item", "update_item", "delete_item", "get_item", "query", "scan",
     "batch_write_item", "batch_get_item", "transact_write_items", "transact_get_items",
@@ -47,8 +49,19 @@ def attempts(client: Any, table: str, function: str, drop_id: str) -> int:
     return int(item["attempts"]["N"]) if item else 0
 
 
+def repair(client: Any, table: str, drop_id: str) -> None:
+    """From the test process: the repair-* drop's lottery works from now on."""
+    client.put_item(TableName=table, Item={"pk": {"S": REPAIRED_PK}, "sk": {"S": drop_id}})
+
+
+def _repaired(drop_id: str) -> bool:
+    item = _ddb().get_item(TableName=os.environ["DROPS_TABLE"], Key={"pk": {"S": REPAIRED_PK}, "sk": {"S": drop_id}},
+                           ConsistentRead=True).get("Item")
+    return item is not None
+
+
 def run_lottery(event: dict, context: Any) -> dict:
-    """app.drop_run_lottery, with faults for drops named flaky-*, unready-* and broken-*."""
+    """app.drop_run_lottery, with faults for drops named flaky-*, unready-*, broken-* and repair-*."""
     import app  # imported in the server process on first invoke, like a Lambda cold start
 
     drop_id = event.get("drop_id", "") if isinstance(event, dict) else ""
@@ -60,7 +73,7 @@ def run_lottery(event: dict, context: Any) -> dict:
         raise TransientStoreError("injected: store busy after the draw (result lost)")
     if drop_id.startswith(UNREADY) and attempt == 1:
         raise InvalidPhase("injected: registration is still open by this Lambda's clock")
-    if drop_id.startswith(BROKEN):
+    if drop_id.startswith(BROKEN) or (drop_id.startswith(REPAIRABLE) and not _repaired(drop_id)):
         raise LotteryError(f"injected: attempt {attempt} cannot draw")
     return app.drop_run_lottery(event, context)
 

@@ -166,3 +166,32 @@ def test_me_right_after_the_draw_shows_the_result_not_the_cached_pre_draw_drop(s
     assert api.me("jacket", "shp_a")["status"] == "REGISTERED"  # caches the drop before the draw
     service.run_lottery("jacket")  # the task Lambda; the clock does not move: api's cache is still fresh
     assert api.me("jacket", "shp_a")["status"] == "WINNER"
+
+
+@pytest.mark.parametrize("when,expected", [("before", "SCHEDULED"), ("during", "REGISTRATION"),
+                                           ("after", "LOTTERY"), ("drawn", "PURCHASE")])
+def test_retrying_a_failed_drop_resumes_the_phase_its_data_says_with_a_new_execution(service, clock, when, expected):
+    import dataclasses
+
+    from chalicelib.domain.errors import InvalidPhase
+
+    started = []
+    svc = dataclasses.replace(service, start_workflow=lambda drop_id, name: started.append((drop_id, name)))
+    svc.create_drop(drop_spec(clock, registration_start=clock.now + 10_000, registration_end=clock.now + 70_000))
+    assert started == [("jacket", None)]
+    if when != "before":
+        clock.advance(11_000)
+        svc.register("jacket", "shp_a", tickets=2, rollover=0)
+    if when in ("after", "drawn"):
+        clock.advance(61_000)
+    if when == "drawn":
+        svc.run_lottery("jacket")
+    svc.mark_failed("jacket", "LotteryError: injected")
+    assert svc.drop("jacket", fresh=True).failure == "LotteryError: injected"
+    resumed = svc.retry_failed("jacket")
+    drop = svc.drop("jacket", fresh=True)
+    assert resumed["phase"] == expected and drop.phase.value == expected and drop.failure == ""
+    assert started[1] == ("jacket", f"jacket-r{clock.now}") == ("jacket", resumed["execution"])
+    with pytest.raises(InvalidPhase):
+        svc.retry_failed("jacket")
+    assert len(started) == 2

@@ -143,3 +143,18 @@ def test_durations(text, ms):
 def test_a_bad_duration_is_a_usage_error(api):
     result = drops(api, "create", "--duration", "soon")
     assert result.exit_code == 2 and "not a duration" in result.output
+
+
+def test_status_names_a_failed_drop_and_retry_resumes_it_once(api):
+    from chalicelib import bootstrap
+
+    assert drops(api, "create", "torn", "--duration", "5m").exit_code == 0
+    bootstrap.service().mark_failed("torn", '{"Error": "LotteryError", "Cause": "injected"}')
+    status = drops(api, "status", "torn")
+    assert "FAILED" in status.output and "LotteryError" in status.output and "drops retry torn" in status.output
+    retried = drops(api, "retry", "torn")
+    assert retried.exit_code == 0, retried.output
+    assert "resumed in REGISTRATION" in retried.output  # registration is still open by the clock
+    again = drops(api, "retry", "torn")
+    assert isinstance(again.exception, cli.CliError) and "409 invalid_phase" in str(again.exception)
+    assert "failed:" not in drops(api, "status", "torn").output
