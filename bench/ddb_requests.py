@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
-from bench._lib import fake_aws_env, machine, table  # noqa: E402
+from bench._lib import fake_aws_env, isolated_moto, machine, table  # noqa: E402
 
 fake_aws_env()
 for _var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "FINGERPRINT_API_KEY", "STATE_MACHINE_ARN", "AUDIT_BUCKET"):
@@ -238,7 +238,10 @@ def service_rows(meter: Meter, participants: int) -> list[dict]:
     row(f"me after the draw, cold container ({participants:,} entries)",
         lambda i: (svc.me("svc", ids[i]), svc.inclusion_proof("svc", ids[i])), 1, "reads every entry once per container")
     row("me after the draw, warm", lambda i: (svc.me("svc", ids[i]), svc.inclusion_proof("svc", ids[i])), 20)
-    return rows, lottery
+    eligible = sum(1 for p in store.participants("svc") if p.credit_eligible and (p.rank or 0) >= drop.inventory)
+    row(f"complete ({participants:,} entries, {eligible:,} losers with paid tickets)", lambda i: svc.complete("svc"), 1,
+        "rollover credit per eligible loser")
+    return rows, {"lottery": lottery, "complete": rows[-1]}
 
 
 def _ignore(fn) -> None:
@@ -338,6 +341,49 @@ def route_rows(meter: Meter, repeat: int) -> list[dict]:
     return rows
 
 
+# -- cost model (assumed us-east-1 list prices; see docs/PERFORMANCE.md) --------------------------
+PRICES = {"API Gateway REST per 1M requests": 3.50, "Lambda per 1M requests": 0.20, "Lambda per GB-s": 0.0000166667,
+          "DynamoDB per 1M WRU": 1.25, "DynamoDB per 1M RRU": 0.25}
+API_MEMORY_GB = 0.5  # infra/template.yaml Globals MemorySize 512
+LAMBDA_VCPU = 512 / 1769  # Lambda's CPU share is proportional to memory (1,769 MB = one vCPU)
+DDB_MS = 5.0  # assumed DynamoDB round trip from Lambda, per call (sequential calls)
+REGISTRATION_S, POLL_S = 180, 5  # tick cost: a 3-minute registration window, WORKFLOW_POLL_MS 5000 on AWS
+FLOW = ("POST /api/session", "GET /api/pow/challenge", "POST register (storefront: fingerprint)")
+
+
+def cost_model(api: dict[str, dict], per_entry: dict[str, dict], tick_rru_per_entry: float) -> str:
+    """Dollars per 1M registrations from the measured requests, units and handler CPU."""
+    lines, total = [], 0.0
+    requests = len(FLOW)
+    gb_s = sum((api[n]["handler CPU ms p50"] / LAMBDA_VCPU + api[n]["requests"] * DDB_MS) / 1000 * API_MEMORY_GB
+               for n in FLOW)
+    wru = sum(api[n]["WRU"] for n in FLOW)
+    rru = sum(api[n]["RRU"] for n in FLOW)
+    ticks = REGISTRATION_S / POLL_S
+    tick_rru = tick_rru_per_entry * ticks / 2  # each tick reads every entry so far: on average half of them
+    items = [
+        (f"API Gateway: {requests} requests (session, challenge, register)", requests * PRICES["API Gateway REST per 1M requests"]),
+        (f"Lambda requests: {requests}", requests * PRICES["Lambda per 1M requests"]),
+        (f"Lambda duration: {gb_s * 1000:.1f} GB-ms (CPU p50 / {LAMBDA_VCPU:.2f} vCPU + {DDB_MS:g} ms per DynamoDB call, 512 MB)",
+         gb_s * 1e6 * PRICES["Lambda per GB-s"]),
+        (f"DynamoDB writes in the flow: {wru:g} WRU", wru * PRICES["DynamoDB per 1M WRU"]),
+        (f"DynamoDB reads in the flow: {rru:g} RRU", rru * PRICES["DynamoDB per 1M RRU"]),
+        (f"run_lottery: {per_entry['lottery']['WRU']:.2f} WRU + {per_entry['lottery']['RRU']:.3f} RRU per entry",
+         per_entry["lottery"]["WRU"] * PRICES["DynamoDB per 1M WRU"] + per_entry["lottery"]["RRU"] * PRICES["DynamoDB per 1M RRU"]),
+        (f"complete (rollover credits): {per_entry['complete']['WRU']:.2f} WRU + {per_entry['complete']['RRU']:.2f} RRU per entry",
+         per_entry["complete"]["WRU"] * PRICES["DynamoDB per 1M WRU"] + per_entry["complete"]["RRU"] * PRICES["DynamoDB per 1M RRU"]),
+        (f"ticks: {tick_rru:.2f} RRU per entry ({ticks:.0f} COUNT ticks over a {REGISTRATION_S // 60}-minute window)",
+         tick_rru * PRICES["DynamoDB per 1M RRU"]),
+    ]
+    width = max(len(name) for name, _ in items)
+    for name, dollars in items:
+        total += dollars
+        lines.append(f"  {name:<{width}}  ${dollars:8.2f}")
+    lines.append(f"  {'total per 1M registrations':<{width}}  ${total:8.2f}")
+    prices = ", ".join(f"{k} ${v:g}" for k, v in PRICES.items())
+    return f"\ncost model, dollars per 1M registrations (assumed us-east-1 list prices: {prices}):\n" + "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=100, help="API requests of each kind")
@@ -352,9 +398,10 @@ def main(argv: list[str] | None = None) -> int:
         boto3.setup_default_session()
         create_tables(boto3.client("dynamodb", region_name="us-east-1"), {"DropsTable": TABLE})
         bootstrap.reset()
+        isolated_moto.install()  # moto's transactions deep-copy the table; this keeps complete() in seconds
         meter = Meter()
         patch_moto_cpu(meter)
-        svc_rows, lottery = service_rows(meter, args.participants)
+        svc_rows, per_drop = service_rows(meter, args.participants)
         api_rows = route_rows(meter, args.repeat)
     cols = ["requests", "reads", "writes", "RRU", "WRU", "calls"]
     print("\nper call of a use case (DropService over moto; RRU/WRU = on-demand request units by DynamoDB's rules)")
@@ -364,9 +411,12 @@ def main(argv: list[str] | None = None) -> int:
           f"(register: {args.repeat // 2} each)")
     print(table(api_rows, ["API request (app.py)", *cols[:-1], "handler CPU ms p50", "p95", "calls"]))
     reg = svc_rows[0]
-    per_entry = {k: lottery[k] / args.participants for k in ("requests", "RRU", "WRU")}
-    print(f"\nrun_lottery per entry: {per_entry['requests']:.3f} requests, {per_entry['RRU']:.3f} RRU, "
-          f"{per_entry['WRU']:.3f} WRU")
+    tick = next(r for r in svc_rows if r["use case (DropService)"].startswith("tick"))
+    per_entry = {name: {k: row[k] / args.participants for k in ("requests", "RRU", "WRU")}
+                 for name, row in per_drop.items()}
+    for name, v in per_entry.items():
+        print(f"{name} per entry: {v['requests']:.3f} requests, {v['RRU']:.3f} RRU, {v['WRU']:.3f} WRU")
+    print(cost_model({r["API request (app.py)"]: r for r in api_rows}, per_entry, tick["RRU"] / args.participants))
     ok = reg["writes"] == 1 and reg["reads"] == 0
     print(("TARGET MET" if ok else "TARGET MISSED") + f": registration (no rollover) = {reg['writes']:g} write "
           f"request(s), {reg['reads']:g} reads ({reg['calls']})")

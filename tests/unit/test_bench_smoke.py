@@ -26,10 +26,18 @@ def test_the_proposed_rank_is_the_same_ranking(entries, seed):
     assert fast_lottery.rank(entries, seed) == lottery.rank(entries, seed)
 
 
+@given(st.dictionaries(st.text(min_size=1, max_size=4), st.integers(1, 100), max_size=120), st.integers(0, 130),
+       st.text(max_size=6), st.sampled_from([0, 1, 2, 64]))
+@settings(max_examples=300, deadline=None)
+def test_the_proposed_top_is_the_head_of_the_same_ranking(entries, k, seed, margin):
+    assert fast_lottery.top(entries, k, seed, margin=margin) == lottery.rank(entries, seed)[:k]
+
+
 def test_the_proposed_rank_is_the_same_on_many_near_keys():
     rnd = random.Random(3)
     entries = {f"{rnd.getrandbits(64):016x}": rnd.choice((1, 2, 10)) for _ in range(20_000)}
     assert fast_lottery.rank(entries, "seed") == lottery.rank(entries, "seed")
+    assert fast_lottery.top(entries, 500, "seed") == lottery.rank(entries, "seed")[:500]
 
 
 @pytest.mark.parametrize("bad", [{"a": 0}, {"a": True}, {"a": 2.0}, {"a": lottery.MAX_TICKETS + 1}])
