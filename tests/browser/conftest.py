@@ -11,10 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
+from devstack.spawn import DevStack
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-output" / "screenshots"
@@ -64,25 +62,6 @@ RECORDER = r"""
   };
 })();
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _processes_with(marker: str) -> list[int]:
-    """Pids whose environment holds marker (the stack's children carry DEVSTACK_DIR=<tmp dir>)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def now_ms() -> int:
@@ -146,40 +125,19 @@ class Stack:
 def stack(tmp_path_factory) -> Stack:
     if not (ROOT / "frontend" / "dist" / "index.html").is_file():
         pytest.fail("frontend/dist is not built: run `make site` (make test does it first)")
-    dev_dir = tmp_path_factory.mktemp("devstack")
-    port = _free_port()
-    env = {**os.environ, "DEVSTACK_DIR": str(dev_dir), "DEV_PORT": str(port), "MOTO_PORT": str(_free_port()),
-           "DEVSTACK_SKIP_NPM": "1", "POW_DIFFICULTY": str(POW_DIFFICULTY),
-           # Faster workflow for short test drops: re-check every 0.5 s, accept entries 1 s after the close.
-           "WORKFLOW_POLL_MS": "500", "REGISTRATION_GRACE_MS": "1000",
-           # Every local client is 127.0.0.1: the per-IP limits would be shared by all test shoppers.
-           "RATE_LIMIT_SESSION_IP": "500", "RATE_LIMIT_CHALLENGE_IP": "500", "RATE_LIMIT_REGISTER_IP": "500"}
-    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-        env.pop(var, None)
-    out = dev_dir / "dev.out"
-    with out.open("w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "devstack.dev"], cwd=ROOT, env=env, stdout=fh,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    marker = f"DEVSTACK_DIR={dev_dir}"
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=15)
+    dev = DevStack(tmp_path_factory.mktemp("devstack"), {
+        "POW_DIFFICULTY": str(POW_DIFFICULTY),
+        # Faster workflow for short test drops: re-check every 0.5 s, accept entries 1 s after the close.
+        "WORKFLOW_POLL_MS": "500", "REGISTRATION_GRACE_MS": "1000",
+        # Every local client is 127.0.0.1: the per-IP limits would be shared by all test shoppers.
+        "RATE_LIMIT_SESSION_IP": "500", "RATE_LIMIT_CHALLENGE_IP": "500", "RATE_LIMIT_REGISTER_IP": "500"})
+    client = httpx.Client(base_url=dev.base, timeout=15)
     try:
-        deadline = time.monotonic() + 60
-        while "ready in" not in out.read_text():
-            assert proc.poll() is None, f"devstack.dev exited:\n{out.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"devstack.dev not ready:\n{out.read_text()[-3000:]}"
-            time.sleep(0.2)
-        key = re.search(r"^OPERATOR_KEY=(\S+)", (dev_dir / "secrets.env").read_text(), re.M).group(1)
-        yield Stack(base=f"http://127.0.0.1:{port}", dev_dir=dev_dir, operator_key=key, client=client)
+        dev.start()
+        yield Stack(base=dev.base, dev_dir=dev.dev_dir, operator_key=dev.operator_key, client=client)
     finally:
         client.close()
-        if proc.poll() is None:  # nothing to keep: the emulator's state dies with it
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        for pid in _processes_with(marker):  # the emulator and gateway run in their own process groups
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        dev.kill()  # nothing to keep: the emulator's state dies with it
 
 
 @pytest.fixture(scope="module")

@@ -4,36 +4,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from devstack.spawn import DevStack, processes_with as _processes_with
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _processes_with(marker: str) -> list[int]:
-    """Pids whose environment holds marker (our children carry DEVSTACK_DIR=<tmp dir>)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def _state(dev_dir: Path) -> dict:
@@ -42,30 +23,13 @@ def _state(dev_dir: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    dev_dir = tmp_path_factory.mktemp("devstack")
-    port = _free_port()
-    env = {**os.environ, "DEVSTACK_DIR": str(dev_dir), "DEV_PORT": str(port), "MOTO_PORT": str(_free_port()),
-           "DEVSTACK_SKIP_NPM": "1", "POW_DIFFICULTY": "8"}
-    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-        env.pop(var, None)
-    out = dev_dir / "dev.out"
-    with out.open("w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "devstack.dev"], cwd=ROOT, env=env, stdout=fh,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 40
-    while "ready in" not in out.read_text():
-        assert proc.poll() is None, f"devstack.dev exited:\n{out.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"devstack.dev not ready:\n{out.read_text()[-3000:]}"
-        time.sleep(0.2)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+    dev = DevStack(tmp_path_factory.mktemp("devstack"), {"POW_DIFFICULTY": "8"}).start()
+    client = httpx.Client(base_url=dev.base, timeout=10)
     try:
-        yield {"proc": proc, "client": client, "dev_dir": dev_dir, "out": out, "marker": f"DEVSTACK_DIR={dev_dir}"}
+        yield {"proc": dev.proc, "client": client, "dev_dir": dev.dev_dir, "out": dev.out, "marker": dev.marker}
     finally:
         client.close()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        for pid in _processes_with(f"DEVSTACK_DIR={dev_dir}"):
-            os.kill(pid, signal.SIGKILL)
+        dev.kill()
 
 
 def test_prints_the_url_the_operator_key_location_and_the_emulator_dashboard(stack):
