@@ -1,6 +1,8 @@
 """Locust load tests, mirroring the seed's k6 suite: registration spike, breakpoint, SSE, purchase rush, soak.
 
-Pick one with LOAD_SCENARIO (default: spike); it runs headless, bounded by -t and by its shape:
+Pick one with LOAD_SCENARIO (default: spike); it runs headless, bounded by -t (the spike and breakpoint
+shapes take their length from -t too, else LOAD_DURATION_S) and LOAD_USERS (the shapes' peak; pass the
+same number as -u):
 
   spike       baseline users, then a jump to LOAD_USERS (spawned in ~2 s), hold, back down. Each user:
               session -> PoW challenge -> solve -> register (a new shopper per iteration)
@@ -361,6 +363,12 @@ class Soaker(DropUser):
             self.token = self.register()
 
 
+def _duration(shape: LoadTestShape) -> float:
+    """A shape's length: -t/--run-time when given, else LOAD_DURATION_S."""
+    run_time = getattr(shape.runner.environment.parsed_options, "run_time", None) if shape.runner else None
+    return float(run_time or DURATION_S)
+
+
 def _select() -> None:
     """Only the scenario's user class is concrete (locust runs every concrete User in the file)."""
     chosen = {"spike": Registrant, "breakpoint": Registrant, "sse": Viewer, "purchase": Buyer, "soak": Soaker}[SCENARIO]
@@ -376,11 +384,11 @@ if SCENARIO == "spike":
         """10 % of the run at a baseline, a jump to LOAD_USERS in ~2 s, hold, the last 20 % back at the baseline."""
 
         def tick(self):
-            t = self.get_run_time()
-            if t >= DURATION_S:
+            t, length = self.get_run_time(), _duration(self)
+            if t >= length:
                 return None
             base = max(1, USERS // 20)
-            if t < 0.1 * DURATION_S or t >= 0.8 * DURATION_S:
+            if t < 0.1 * length or t >= 0.8 * length:
                 return base, max(1, USERS)
             return USERS, max(1, USERS // 2)
 
@@ -396,7 +404,7 @@ elif SCENARIO == "breakpoint":
         def tick(self):
             t = self.get_run_time()
             stats = self.runner.stats.total
-            if t >= DURATION_S:
+            if t >= _duration(self):
                 return None
             if t > self.step_s and stats.num_requests > 50:
                 p95 = stats.get_current_response_time_percentile(0.95) or 0
