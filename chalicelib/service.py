@@ -69,8 +69,8 @@ class DropService:
     def me(self, drop_id: str, shopper_id: str) -> dict:
         drop = self.drop(drop_id)
         participant = self.store.get_participant(drop_id, shopper_id)
-        if participant is not None and participant.rank is not None and drop.phase is not Phase.COMPLETED:
-            drop = self.drop(drop_id, fresh=True)  # ranked: the cached drop may predate the draw or a round
+        if participant is not None and participant.rank is not None and not drop.rounds:
+            drop = self.drop(drop_id, fresh=True)  # ranked, but the cached drop predates the draw
         balance = self.store.rollover_balance(shopper_id)
         return shopper_view(drop, participant, self.clock(), balance)
 

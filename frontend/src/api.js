@@ -145,6 +145,13 @@ export class Api {
   }
 }
 
+/** The register body: a missing fingerprint (blocked, failed) is left out, never sent as null. */
+export function registrationBody({ tickets, rollover, challenge, nonce, fingerprint, signals }) {
+  const body = { tickets, rollover, pow: { challenge, nonce }, signals };
+  if (fingerprint && fingerprint.visitor_id) body.fingerprint = fingerprint;
+  return body;
+}
+
 /** RFC 4122 v4; crypto.randomUUID only exists in secure contexts. */
 export function uuid() {
   const c = globalThis.crypto;

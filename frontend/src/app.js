@@ -1,6 +1,6 @@
 // Storefront for a limited drop. Vanilla ES modules, bundled by esbuild.
 import FingerprintJS from "@fingerprintjs/fingerprintjs";
-import { Api, ApiError, uuid } from "./api.js";
+import { Api, ApiError, registrationBody, uuid } from "./api.js";
 import { ServerClock, formatCountdown } from "./clock.js";
 import { breakdown } from "./pricing.js";
 import { deriveView, isStaleMe, isStaleStatus } from "./view.js";
@@ -493,8 +493,8 @@ function fingerprint() {
   if (!fingerprintPromise) {
     fingerprintPromise = FingerprintJS.load({ monitoring: false })
       .then((agent) => agent.get())
-      .then((r) => ({ visitor_id: r.visitorId, confidence: r.confidence ? r.confidence.score : 0 }))
-      .catch(() => ({ visitor_id: null, confidence: 0 }));
+      .then((r) => (r && r.visitorId ? { visitor_id: r.visitorId, confidence: r.confidence ? r.confidence.score : 0 } : null))
+      .catch(() => null); // blocked or broken: register without it (that layer then scores 0)
   }
   return fingerprintPromise;
 }
@@ -517,13 +517,14 @@ async function register(event) {
       announce("Verifying you're human…");
       const [challenge, fp] = await Promise.all([api.challenge(dropId), fingerprint()]);
       const nonce = await solveChallenge(challenge);
-      const body = {
+      const body = registrationBody({
         tickets,
         rollover: Math.min(rolloverBalance(), tickets),
-        pow: { challenge, nonce },
+        challenge,
+        nonce,
         fingerprint: fp,
         signals: { interactions, elapsed_ms: Math.round(performance.now() - startedAt) },
-      };
+      });
       try {
         entry = (await sendRegistration(body, key)).entry;
         break;

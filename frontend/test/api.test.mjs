@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Api, ApiError, SESSION_KEY, parseRetryAfter, uuid } from "../src/api.js";
+import { Api, ApiError, SESSION_KEY, parseRetryAfter, registrationBody, uuid } from "../src/api.js";
 
 class MemoryStorage {
   constructor() { this.m = new Map(); }
@@ -63,4 +63,12 @@ test("helpers", () => {
   assert.equal(parseRetryAfter("3"), 3);
   assert.equal(parseRetryAfter(null), null);
   assert.match(uuid(), /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+});
+
+test("a missing fingerprint is left out of the register body, never sent as null", () => {
+  const base = { tickets: 2, rollover: 0, challenge: { salt: "s" }, nonce: 7, signals: { interactions: 1, elapsed_ms: 900 } };
+  assert.deepEqual(Object.keys(registrationBody({ ...base, fingerprint: null })).sort(), ["pow", "rollover", "signals", "tickets"]);
+  assert.deepEqual(registrationBody({ ...base, fingerprint: { visitor_id: "v1", confidence: 0.6 } }).fingerprint,
+    { visitor_id: "v1", confidence: 0.6 });
+  assert.deepEqual(registrationBody({ ...base, fingerprint: undefined }).pow, { challenge: { salt: "s" }, nonce: 7 });
 });
