@@ -92,9 +92,13 @@ publish:
 	$(AWS) s3 sync frontend/dist "s3://$$bucket/" --delete && \
 	$(AWS) cloudformation describe-stacks --stack-name $(STACK) --output table --query "Stacks[0].Outputs"
 
+# Locust (bench/locust/locustfile.py): LOAD_SCENARIO=spike|breakpoint|sse|purchase|soak, against make dev
+# (start it with POW_DIFFICULTY=8 RATE_LIMIT_SESSION_IP=0 RATE_LIMIT_CHALLENGE_IP=0 RATE_LIMIT_REGISTER_IP=0)
+# or any deployed origin (DROPS_ENDPOINT, OPERATOR_KEY).
 load: install
-	test -f bench/locustfile.py || { echo "bench/locustfile.py does not exist yet"; exit 2; }
-	$(BIN)/locust -f bench/locustfile.py --headless -u 200 -r 50 -t 60s --host $${DROPS_ENDPOINT:-http://127.0.0.1:8000}
+	LOAD_SCENARIO=$${LOAD_SCENARIO:-spike} LOAD_USERS=$${LOAD_USERS:-200} $(BIN)/locust -f bench/locust/locustfile.py \
+	  --headless -u $${LOAD_USERS:-200} -r $${LOAD_RATE:-50} -t $${LOAD_TIME:-60s} --only-summary \
+	  --host $${DROPS_ENDPOINT:-http://127.0.0.1:8000}
 
 # -- operator verbs (thin wrappers over the drops CLI; DROP=demo by default) ------------
 status: install

@@ -36,6 +36,7 @@ class Settings:
     trust_threshold: int = 50
     registration_grace_ms: int = 2000
     poll_ms: int = 5000
+    count_every_ms: int = 30_000  # how often the workflow recounts entries during registration
     session_ttl_s: int = 30 * 24 * 3600
     stream_token_ttl_s: int = 300
     challenge_ttl_s: int = 120
@@ -63,6 +64,7 @@ class Settings:
             trust_threshold=_int("TRUST_THRESHOLD", 50),
             registration_grace_ms=_int("REGISTRATION_GRACE_MS", 2000),
             poll_ms=_int("WORKFLOW_POLL_MS", 5000),
+            count_every_ms=_int("REGISTRATION_COUNT_MS", 30_000),
             session_ttl_s=_int("SESSION_TTL_S", 30 * 24 * 3600),
             stream_token_ttl_s=_int("STREAM_TOKEN_TTL_S", 300),
             challenge_ttl_s=_int("CHALLENGE_TTL_S", 120),

@@ -233,8 +233,9 @@ class DropService:
         now = self.clock()
         if drop.phase is Phase.SCHEDULED and now >= drop.registration_start:
             drop = self.store.set_phase(drop_id, (Phase.SCHEDULED,), Phase.REGISTRATION) or self.drop(drop_id, fresh=True)
-        if drop.phase is Phase.REGISTRATION:
-            self.store.set_registered(drop_id, self.store.count_participants(drop_id))
+        if drop.phase is Phase.REGISTRATION and now - drop.counted_at >= self.settings.count_every_ms:
+            # a COUNT reads every entry: at most once per count_every_ms, not on every poll
+            self.store.set_registered(drop_id, self.store.count_participants(drop_id), now)
         step, wake = drop.next_step(now, grace_ms=self.settings.registration_grace_ms, poll_ms=self.settings.poll_ms)
         return {"drop_id": drop_id, "next": step.value, "wake_at": iso(wake), "phase": drop.phase.value}
 

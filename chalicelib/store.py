@@ -113,7 +113,8 @@ def drop_from_item(item: dict) -> Drop:
         registration_start=item["registration_start"], registration_end=item["registration_end"],
         purchase_window=item["purchase_window"], ticket_price_unit=item["ticket_price_unit"],
         max_tickets=item["max_tickets"], rollover_cap=item["rollover_cap"], max_rounds=item["max_rounds"],
-        phase=Phase(item["phase"]), registered=item.get("registered", 0), ranked=item.get("ranked", 0),
+        phase=Phase(item["phase"]), registered=item.get("registered", 0), counted_at=item.get("counted_at", 0),
+        ranked=item.get("ranked", 0),
         rounds=tuple(Round(*r) for r in item.get("rounds", [])), commitment=item.get("commitment", ""),
         created_at=item.get("created_at", 0), failure=item.get("failure", ""),
     )
@@ -248,8 +249,8 @@ class DropStore:
             "#ph IN (:s, :r) AND registration_end > :now", {"#ph": "phase"},
             now=now, s=Phase.SCHEDULED.value, r=Phase.REGISTRATION.value)
 
-    def set_registered(self, drop_id: str, count: int) -> None:
-        self._update_drop(drop_id, "SET registered = :c", "attribute_exists(pk)", c=count)
+    def set_registered(self, drop_id: str, count: int, now: int = 0) -> None:
+        self._update_drop(drop_id, "SET registered = :c, counted_at = :t", "attribute_exists(pk)", c=count, t=now)
 
     def begin_purchase(self, drop_id: str, first: Round, ranked: int, registered: int) -> Drop | None:
         """LOTTERY -> PURCHASE with round 1, once."""
@@ -323,10 +324,11 @@ class DropStore:
     def _query_shard(self, drop_id: str, shard: int, select_count: bool = False) -> list[dict] | int:
         out: list[dict] = []
         total, kwargs = 0, {}
-        while True:
+        while True:  # a live count may lag a little (eventually consistent: half the read units)
             res = self._call("query", TableName=self._table, KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
                              ExpressionAttributeValues=_vals(pk=_shard_pk(drop_id, shard), p="P#"),
-                             ConsistentRead=True, **({"Select": "COUNT"} if select_count else {}), **kwargs)
+                             ConsistentRead=not select_count, **({"Select": "COUNT"} if select_count else {}),
+                             **kwargs)
             if select_count:
                 total += res["Count"]
             else:

@@ -90,6 +90,7 @@ def app_env(state: dict, keys: dict[str, str]) -> dict[str, str]:
         "STATE_MACHINE_ARN": state.get("state_machine_arn", ""),
         "AUDIT_BUCKET": state.get("audit_bucket", ""),
         "WORKFLOW_POLL_MS": os.environ.get("WORKFLOW_POLL_MS", "2000"),
+        "REGISTRATION_COUNT_MS": os.environ.get("REGISTRATION_COUNT_MS", "4000"),  # small drops: count often
         "POW_DIFFICULTY": os.environ.get("POW_DIFFICULTY", "17"),
         "DEVSTACK_LAMBDA_HANDLERS": json.dumps(HANDLERS),
     }

@@ -76,6 +76,7 @@ class Drop:
     phase: Phase = Phase.SCHEDULED
     remaining: int = -1
     registered: int = 0
+    counted_at: int = 0  # when `registered` was last counted (ms); the count is a live estimate until the draw
     ranked: int = 0
     rounds: tuple[Round, ...] = field(default_factory=tuple)
     commitment: str = ""

@@ -195,3 +195,18 @@ def test_retrying_a_failed_drop_resumes_the_phase_its_data_says_with_a_new_execu
     with pytest.raises(InvalidPhase):
         svc.retry_failed("jacket")
     assert len(started) == 2
+
+
+def test_the_workflow_recounts_entries_at_most_once_per_count_interval(service, clock):
+    """A COUNT reads every entry, so polling ticks refresh the live registration count only now and then."""
+    service.create_drop(drop_spec(clock))
+    service.register("jacket", "shp_a", tickets=1, rollover=0)
+    service.tick("jacket")
+    assert service.drop("jacket", fresh=True).registered == 1
+    service.register("jacket", "shp_b", tickets=1, rollover=0)
+    clock.advance(service.settings.count_every_ms - 1)
+    service.tick("jacket")
+    assert service.drop("jacket", fresh=True).registered == 1  # not yet: the last count is recent
+    clock.advance(1)
+    service.tick("jacket")
+    assert service.drop("jacket", fresh=True).registered == 2
