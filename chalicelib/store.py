@@ -33,6 +33,7 @@ from chalicelib.domain.errors import (
 )
 
 SHARDS = 16
+RANK_WRITERS = 8  # BatchWriteItem calls in flight while the lottery saves ranks
 CONFLICT_ATTEMPTS = 4  # a cancelled transaction (TransactionConflict) is sent up to 4 times
 CONFLICT_BACKOFF_S = 0.025  # jittered: [0, 25 ms * 2^attempt), as botocore does for DynamoDB
 BATCH_ATTEMPTS = 8  # a batch whose items come back unprocessed is sent up to 8 times ...
@@ -358,9 +359,15 @@ class DropStore:
         raise TransientStoreError("The store is busy; retry shortly.")
 
     def save_ranks(self, ranked: list[Participant]) -> None:
-        """Write ranks with batch puts; idempotent (the same items every time)."""
-        for i in range(0, len(ranked), 25):
-            self._batch_write([{"PutRequest": {"Item": _to_ddb(participant_to_item(p))}} for p in ranked[i : i + 25]])
+        """Write ranks with batch puts, RANK_WRITERS batches in flight; idempotent (the same items every time).
+
+        One after another, 1M entries would be 40,000 round trips: longer than a Lambda may run.
+        """
+        batches = ([{"PutRequest": {"Item": _to_ddb(participant_to_item(p))}} for p in ranked[i : i + 25]]
+                   for i in range(0, len(ranked), 25))
+        with ThreadPoolExecutor(max_workers=RANK_WRITERS) as pool:
+            for _ in pool.map(self._batch_write, batches):  # re-raises the first TransientStoreError
+                pass
 
     # -- purchase -------------------------------------------------------------
     def purchase(self, drop_id: str, shopper_id: str, rnd: Round, order_id: str, now: int) -> Participant:
