@@ -29,11 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     from moto.core.config import default_user_config
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-    from devstack import moto_ext
+    from devstack import moto_ext, moto_isolation
 
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     default_user_config["lambda"] = {"use_docker": False}
     moto_ext.install()
+    moto_isolation.install()  # conditional writes and transactions isolated as in DynamoDB
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

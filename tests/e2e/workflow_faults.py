@@ -8,8 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import threading
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 
@@ -21,10 +20,6 @@ UNREADY = "unready-"  # lottery: the first call says registration is still open
 BROKEN = "broken-"  # lottery: always fails with LotteryError
 REPAIRABLE = "repair-"  # lottery: fails with LotteryError until the test calls repair(drop_id)
 REPAIRED_PK = "TEST#REPAIRED"
-DDB_OPERATIONS = (
-    "put_item", "update_item", "delete_item", "get_item", "query", "scan",
-    "batch_write_item", "batch_get_item", "transact_write_items", "transact_get_items",
-)
 
 
 @functools.lru_cache(maxsize=1)
@@ -78,30 +73,10 @@ def run_lottery(event: dict, context: Any) -> dict:
     return app.drop_run_lottery(event, context)
 
 
-def serialise_dynamodb() -> None:
-    """Run moto's DynamoDB one request at a time, as isolated as real DynamoDB.
-
-    moto 5.2.5 deep-copies whole tables in transact_write_items and restores the copy on a
-    failed condition, racing with concurrent writes to other items (other drops' Lambdas).
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in DDB_OPERATIONS:
-        original = getattr(DynamoDBBackend, name)
-
-        def call(self: Any, *args: Any, _fn: Callable = original, **kwargs: Any) -> Any:
-            with lock:
-                return _fn(self, *args, **kwargs)
-
-        setattr(DynamoDBBackend, name, functools.wraps(original)(call))
-
-
 def main(argv: list[str] | None = None) -> int:
-    """python -m tests.e2e.workflow_faults --port N: the devstack moto server with serialised DynamoDB."""
+    """python -m tests.e2e.workflow_faults --port N: the devstack moto server (it serialises DynamoDB itself)."""
     from devstack import moto_server
 
-    serialise_dynamodb()
     return moto_server.main(argv)
 
 

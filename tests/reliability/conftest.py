@@ -1,9 +1,9 @@
-"""Reliability fixtures: moto with DynamoDB's isolation (see moto_lock)."""
+"""Reliability fixtures: moto with DynamoDB's isolation (devstack/moto_isolation.py)."""
 from __future__ import annotations
 
 import pytest
 
-from tests.reliability import moto_lock
+from devstack import moto_isolation as moto_lock
 
 
 @pytest.fixture(autouse=True)

@@ -51,7 +51,7 @@ def stack(tmp_path_factory):
     moto_port = servers.free_port()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     base_env.update(AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    moto = servers.start("tests.reliability.locked_moto", moto_port, base_env, logs / "moto.log")
+    moto = servers.start("devstack.moto_server", moto_port, base_env, logs / "moto.log")
     endpoint = f"http://127.0.0.1:{moto_port}"
     try:
         ddb = boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1",

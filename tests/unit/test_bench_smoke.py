@@ -61,10 +61,9 @@ def test_the_seed_baseline_ranks_everyone_once_and_is_deterministic():
 def test_a_cancelled_transaction_on_the_bench_moto_restores_exactly_the_items_it_touched(aws):
     from bench._lib import isolated_moto
     from chalicelib.tables import create_tables
+    from devstack.moto_isolation import patches
 
-    from moto.dynamodb.models import DynamoDBBackend
-
-    saved = {name: DynamoDBBackend.__dict__[name] for name in isolated_moto.OPERATIONS}
+    saved = [(owner, name, owner.__dict__[name]) for owner, name, _ in patches()]
     isolated_moto.install()
     try:
         ddb = boto3.client("dynamodb", region_name="us-east-1")
@@ -90,8 +89,8 @@ def test_a_cancelled_transaction_on_the_bench_moto_restores_exactly_the_items_it
         items = {i["pk"]["S"]: i.get("n", {}).get("N") for i in ddb.scan(TableName="t")["Items"]}
         assert items == {"A": "4", "B": None, "C": "7"}
     finally:
-        for name, fn in saved.items():
-            setattr(DynamoDBBackend, name, fn)
+        for owner, name, fn in saved:
+            setattr(owner, name, fn)
 
 
 def test_percentiles_and_tables():

@@ -3,8 +3,8 @@
 moto 5.2.5 is not safe under concurrent requests: transact_write_items snapshots whole tables
 with deepcopy and, when any condition fails, puts the snapshot back, erasing writes other
 threads made meanwhile; put_item/update_item check a condition and write in two steps.
-Real DynamoDB makes each item write atomic and transactions serializable, so our race tests
-serialise the emulator's request handling (in-process or in the moto server) with one lock.
+Real DynamoDB makes each item write atomic and transactions serializable, so the devstack moto
+server, the race tests and the benchmarks serialise the emulator's DynamoDB operations with one lock.
 
 Under that lock a transaction only needs to undo the items it names, so the whole-table
 deepcopy (about 0.1 s per transaction once a drop has 1,000 entries) is replaced by a copy of
@@ -95,7 +95,7 @@ def _transactional(fn: Callable) -> Callable:
     return transact_write_items
 
 
-def patches() -> list[tuple[Any, str, Any]]:
+def patches() -> list[tuple[Any, str, Any]]:  # pinned to moto 5.2.5's DynamoDBBackend and models.copy
     """(owner, name, replacement) for every DynamoDB backend operation and moto's `copy`."""
     from moto.dynamodb import models
     from moto.dynamodb.models import DynamoDBBackend
