@@ -99,9 +99,9 @@ def beacon_for_draw(store: DropStore, drop: Drop) -> dict | None:
 
 
 # -- freeze and publish ----------------------------------------------------------------
-def freeze(store: DropStore, drop: Drop, entries: Mapping[str, int]) -> str:
+def freeze(store: DropStore, drop: Drop, entries: Mapping[str, int], root: str | None = None) -> str:
     """Publish the root of the entry list once; a later run over different entries is refused."""
-    root = fairness.merkle_root(entries.items())
+    root = root or fairness.merkle_root(entries.items())
     stored = store.freeze_audit(drop.drop_id, drop.commitment, root, len(entries), drop.registration_end)
     if stored["root"] != root:
         raise LotteryError("The entries differ from the ones frozen when registration closed.")
@@ -193,7 +193,10 @@ def inclusion(store: DropStore, drop: Drop, participant: Participant | None) -> 
     record = _drawn(store, drop)
     if record is None:
         return None
-    tree = _frozen(store, drop.drop_id, record)
+    if participant.proof:  # written with the rank: no other entry needs reading
+        return {"pseudonym": participant.pseudonym, "tickets": participant.tickets, "root": record["root"],
+                "path": fairness.decode_path(participant.proof)}
+    tree = _frozen(store, drop.drop_id, record)  # entries ranked before proofs were stored
     index = tree.index.get(participant.pseudonym)
     if index is None:
         return None

@@ -59,6 +59,15 @@ def proof_from_levels(levels: list[list[bytes]], index: int) -> list[dict]:
     return path
 
 
+def encode_path(levels: list[list[bytes]], index: int) -> str:
+    """proof_from_levels as one compact string ("L<hex>,R<hex>,..."), stored with the shopper's entry."""
+    return ",".join(("L" if step["side"] == "left" else "R") + step["hash"] for step in proof_from_levels(levels, index))
+
+
+def decode_path(text: str) -> list[dict]:
+    return [{"hash": part[1:], "side": "left" if part[0] == "L" else "right"} for part in text.split(",") if part]
+
+
 def merkle_proof(entries: Iterable[tuple[str, int]], pseudonym: str) -> list[dict] | None:
     """The inclusion proof of `pseudonym`, or None when it is not in the entries."""
     ordered = sorted(entries)

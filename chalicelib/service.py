@@ -6,7 +6,7 @@ import logging
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from chalicelib import audit, fairness, lottery, pow as pow_
@@ -250,12 +250,16 @@ class DropService:
             return {"drop_id": drop_id, "phase": drop.phase.value, "ran": False}
         participants = list(self.store.participants(drop_id))
         entries = {p.pseudonym: p.tickets for p in participants}
-        audit.freeze(self.store, drop, entries)  # the root is public before the beacon is known
+        levels = fairness.merkle_levels(entries.items())  # leaves in pseudonym order
+        root = levels[-1][0].hex() if levels[-1] else fairness.EMPTY_ROOT
+        audit.freeze(self.store, drop, entries, root)  # the root is public before the beacon is known
         beacon = audit.beacon_for_draw(self.store, drop)
         secret = self.store.get_secret(drop_id)
-        result = draw_result(secret, entries, beacon)
+        result = draw_result(secret, entries, beacon, root=root)
         position = {pseudonym: i for i, pseudonym in enumerate(result["ranking"])}
-        self.store.save_ranks([_with_rank(p, position[p.pseudonym]) for p in participants])
+        leaf = {pseudonym: i for i, pseudonym in enumerate(sorted(entries))}
+        self.store.save_ranks(replace(p, rank=position[p.pseudonym], proof=fairness.encode_path(levels, leaf[p.pseudonym]))
+                              for p in participants)
         first = drop.first_round(len(participants), self.clock())
         audit.publish(self.store, self.settings.audit_bucket, drop, secret, entries, result, first.end, beacon, self.clock())
         self.store.begin_purchase(drop_id, first, len(participants), len(participants))
@@ -346,15 +350,9 @@ def request_digest(idempotency_key: str) -> str:
     return hashlib.sha256(b"idem|" + idempotency_key.encode()).hexdigest()[:32] if idempotency_key else ""
 
 
-def _with_rank(p: Participant, rank: int) -> Participant:
-    from dataclasses import replace
-
-    return replace(p, rank=rank)
-
-
-def draw_result(secret: str, entries: dict[str, int], beacon: dict | None = None) -> dict:
+def draw_result(secret: str, entries: dict[str, int], beacon: dict | None = None, *, root: str | None = None) -> dict:
     """Root of the frozen entries, seed = H(secret, root, beacon) and the full ranking."""
-    root = fairness.merkle_root(entries.items())
+    root = root or fairness.merkle_root(entries.items())
     seed = fairness.draw_seed(secret, root, fairness.beacon_material(beacon))
     return {"root": root, "seed": seed, "ranking": lottery.rank(entries, seed)}
 

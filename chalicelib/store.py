@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from decimal import Decimal
-from typing import Any, Iterator
+from itertools import islice
+from typing import Any, Iterable, Iterator
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -132,6 +133,8 @@ def participant_to_item(p: Participant) -> dict:
         item["request_id"] = p.request_id
     if p.rank is not None:
         item["rank"] = p.rank
+    if p.proof:
+        item["proof"] = p.proof
     if p.order_id:
         item.update(order_id=p.order_id, purchased_at=p.purchased_at)
     if p.rollover_credited is not None:
@@ -146,7 +149,7 @@ def participant_from_item(item: dict) -> Participant:
         cost=item["cost"], registered_at=item["registered_at"], rank=item.get("rank"),
         order_id=item.get("order_id", ""), purchased_at=item.get("purchased_at", 0),
         rollover_credited=item.get("rollover_credited"), trust=item.get("trust", {}), device=item.get("device", ""),
-        request_id=item.get("request_id", ""),
+        request_id=item.get("request_id", ""), proof=item.get("proof", ""),
     )
 
 
@@ -358,16 +361,23 @@ class DropStore:
                 return
         raise TransientStoreError("The store is busy; retry shortly.")
 
-    def save_ranks(self, ranked: list[Participant]) -> None:
+    def save_ranks(self, ranked: Iterable[Participant]) -> None:
         """Write ranks with batch puts, RANK_WRITERS batches in flight; idempotent (the same items every time).
 
-        One after another, 1M entries would be 40,000 round trips: longer than a Lambda may run.
+        One after another, 1M entries would be 40,000 round trips: longer than a Lambda may run. The
+        entries are consumed as they are written, so a generator keeps memory flat.
         """
-        batches = ([{"PutRequest": {"Item": _to_ddb(participant_to_item(p))}} for p in ranked[i : i + 25]]
-                   for i in range(0, len(ranked), 25))
+        items = iter(ranked)
         with ThreadPoolExecutor(max_workers=RANK_WRITERS) as pool:
-            for _ in pool.map(self._batch_write, batches):  # re-raises the first TransientStoreError
-                pass
+            in_flight: set = set()
+            while batch := [{"PutRequest": {"Item": _to_ddb(participant_to_item(p))}} for p in islice(items, 25)]:
+                in_flight.add(pool.submit(self._batch_write, batch))
+                if len(in_flight) >= 2 * RANK_WRITERS:
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        future.result()  # re-raises the first TransientStoreError
+            for future in in_flight:
+                future.result()
 
     # -- purchase -------------------------------------------------------------
     def purchase(self, drop_id: str, shopper_id: str, rnd: Round, order_id: str, now: int) -> Participant:

@@ -169,6 +169,7 @@ class Participant:
     trust: dict = field(default_factory=dict)
     device: str = ""
     request_id: str = ""  # digest of the registration's Idempotency-Key ("" when none was sent)
+    proof: str = ""  # Merkle inclusion path of the frozen entry, written with the rank (fairness.encode_path)
 
     @property
     def credit_eligible(self) -> int:

@@ -122,6 +122,24 @@ def test_each_shopper_gets_a_proof_on_me_that_the_verifier_accepts(drawn, tmp_pa
     assert run.returncode == 1 and "inclusion proof does not lead to the published root" in run.stderr
 
 
+def test_the_proof_on_me_is_stored_with_the_rank_so_me_reads_no_other_entry(drawn, monkeypatch):
+    """At a million entries, rebuilding the tree on a shopper's /me would read every entry."""
+    from chalicelib import audit as audit_module
+
+    client, svc, audit = drawn
+    entries = {p: t for p, t in audit["entries"]}
+    audit_module._TREES.clear()
+    monkeypatch.setattr(svc.store, "participants", lambda *_: pytest.fail("/me read every entry"))
+    for sid in SHOPPERS[:6]:
+        token = svc.signer.issue("shopper", {"sub": sid}, ttl_s=60)
+        status, me = _get(client, "/api/drop/jacket/me", token)
+        pseudonym = svc.signer.pseudonym(sid)
+        assert status == 200 and me["inclusion_proof"]["path"] == fairness.merkle_proof(entries.items(), pseudonym)
+        stored = svc.store.get_participant("jacket", sid)
+        assert fairness.decode_path(stored.proof) == me["inclusion_proof"]["path"]
+        assert me["inclusion_proof"]["root"] == audit["root"]
+
+
 def test_me_has_no_proof_before_the_draw(api, clock):
     client, svc = api
     svc.create_drop(drop_spec(clock))
