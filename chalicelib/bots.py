@@ -90,7 +90,7 @@ def assess(*, pow_valid: bool, elapsed_ms: int, tried: int, fp_present: bool, fp
         "pow": pow_points(pow_valid),
     }
     reasons = [fp_reason] if fp_reason else []
-    if not fp_present:
+    if not fp_present and "no fingerprint" not in reasons:
         reasons.append("no fingerprint")
     if elapsed_ms < FAST_MS or server_timing(elapsed_ms, tried, max_hps) == 0:
         reasons.append(f"too fast: {elapsed_ms} ms for {tried} hashes")

@@ -130,3 +130,10 @@ def test_zero_turns_a_limit_off(store):
 @pytest.mark.parametrize("now, window, expected", [(0, 60, 60), (59_001, 60, 1), (59_999, 60, 1), (30_000, 60, 30)])
 def test_retry_after_counts_whole_seconds_to_the_window_end(now, window, expected):
     assert ratelimit.retry_after(now, window) == expected
+
+
+def test_a_missing_fingerprint_is_one_reason_not_two():
+    fp = fingerprint.check(None)
+    trust = bots.assess(pow_valid=True, elapsed_ms=2000, tried=1000, fp_present=False, fp_confidence=0,
+                        fp_verified=False, fp_reason=fp.reason)
+    assert trust.reasons.count("no fingerprint") == 1
