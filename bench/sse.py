@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from chalicelib.service import DropService  # noqa: E402
 from chalicelib.store import DropStore  # noqa: E402
 from chalicelib.tables import create_tables  # noqa: E402
 from chalicelib.tokens import Signer  # noqa: E402
+from devstack.dev import free_port  # noqa: E402
 
 TABLE = "drops-bench"
 SIGNING_KEY = secrets.token_hex(32)
@@ -51,12 +51,6 @@ class TimedStore(DropStore):
     def begin_purchase(self, drop_id, first, ranked, registered):
         self.marks["PURCHASE"] = time.monotonic()
         return super().begin_purchase(drop_id, first, ranked, registered)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:

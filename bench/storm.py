@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 f"{pct(lat.get('purchase', []), 0.95) * 1000:.0f}",
                          "requests": sum(len(v) for v in lat.values()), "outcomes": result["outcomes"]})
     finally:
-        moto.stop()
+        moto.stop(timeout=15)
     print(f"\n{args.shoppers:,} shoppers, {args.inventory} units, {args.executors} API executors, "
           f"store over HTTP to an isolated moto server:")
     print(table(rows, ["scenario", "sold", "remaining", "orders stored", "oversold", "doubles", "requests", "storm s",

@@ -8,7 +8,7 @@ run and with the same client and concurrency, raw PutItem requests of participan
 straight to the same moto server (and, for reference, boto3 put_item from 32 threads). Prints both
 rates and their ratio (target >= 0.5), then stops every process it started. A smaller set of
 registrations with a fingerprint (the storefront's default: a TransactWriteItems for the one-entry-per-
-device rule) shows what moto's transactions cost: moto 5.2.5 deep-copies the whole table for each.
+device rule) shows what moto's transactions cost (devstack/moto_isolation.py rolls back items, not tables).
 
     .venv/bin/python bench/throughput.py [--registrations 2000] [--concurrency 32]
 """
@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
 import sys
 import tempfile
 import time
@@ -28,36 +26,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
-from bench._lib import Child, closed_loop, free_port, http_request, machine, processes_with, table  # noqa: E402
+from bench._lib import closed_loop, http_request, machine, table  # noqa: E402
+from devstack import provision  # noqa: E402
+from devstack.spawn import DevStack  # noqa: E402
 
 TARGET_RATIO = 0.5
 DROP = "throughput"
 
 
-def start_stack(dev_dir: Path, env_extra: dict[str, str]) -> tuple[Child, dict, dict]:
-    env = {**os.environ, "DEVSTACK_DIR": str(dev_dir), "DEV_PORT": str(free_port()), "MOTO_PORT": str(free_port()),
-           "DEVSTACK_SKIP_NPM": "1", **env_extra}
-    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
-        env.pop(var, None)
-    dev = Child([sys.executable, "-m", "devstack.dev"], env, dev_dir / "dev.out")
-    dev.wait_for("ready in", 90)
-    state = json.loads((dev_dir / "state.json").read_text())
-    secrets = dict(line.split("=", 1) for line in (dev_dir / "secrets.env").read_text().splitlines()
-                   if "=" in line and not line.startswith("#"))
-    return dev, state, secrets
-
-
-def stop_stack(dev: Child, dev_dir: Path) -> list[int]:
-    dev.stop(first=signal.SIGINT, timeout=20)  # devstack.dev stops the gateway and moto on Ctrl-C
-    deadline = time.monotonic() + 10
-    while (left := processes_with(f"DEVSTACK_DIR={dev_dir}")) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for pid in left:  # only our own children (they carry our temporary DEVSTACK_DIR)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return left
+def start_stack(dev_dir: Path, env_extra: dict[str, str]) -> tuple[DevStack, dict, dict]:
+    dev = DevStack(dev_dir, env_extra, ready_timeout_s=90).start()
+    return dev, provision.load_state(dev_dir), provision.read_env_file(dev_dir / "secrets.env")
 
 
 def call(port: int, method: str, path: str, body: object = None, headers: dict | None = None) -> tuple[int, dict]:
@@ -186,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         status, listed = call(port, "GET", f"/api/drop/{DROP}/status")
         registered_ok = reg["statuses"].get(201, 0) + reg_fp["statuses"].get(201, 0)
     finally:
-        left = stop_stack(dev, dev_dir)
+        left = dev.stop()
     for r in rows:
         r["statuses"] = " ".join(f"{k}:{v}" for k, v in sorted(r.get("statuses", {}).items())) or "-"
     print(f"\n{c} concurrent keep-alive connections, closed loop (each sends its next request when answered):")

@@ -2,23 +2,17 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from devstack import provision
+from devstack.dev import free_port
 
+__all__ = ["DevStack", "free_port", "processes_with"]
 READY = "ready in"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def processes_with(marker: str) -> list[int]:
@@ -55,10 +49,11 @@ class DevStack:
                                          stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + self.ready_timeout_s
         while READY not in self.output():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+            exited = self.proc.poll() is not None
+            if exited or time.monotonic() > deadline:
                 tail = self.output()[-3000:]
                 self.kill()
-                raise RuntimeError(f"devstack.dev {'exited' if self.proc.poll() is not None else 'not ready'}:\n{tail}")
+                raise RuntimeError(f"devstack.dev {'exited' if exited else 'not ready'}:\n{tail}")
             time.sleep(0.2)
         return self
 
@@ -67,7 +62,21 @@ class DevStack:
 
     @property
     def operator_key(self) -> str:
-        return re.search(r"^OPERATOR_KEY=(\S+)", (self.dev_dir / "secrets.env").read_text(), re.M).group(1)
+        return provision.read_env_file(self.dev_dir / "secrets.env")["OPERATOR_KEY"]
+
+    def stop(self, timeout: float = 20) -> list[int]:
+        """Ctrl-C, as an operator would; returns the pids still alive 10 s later (then killed)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)  # devstack.dev stops the gateway and moto on Ctrl-C
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        deadline = time.monotonic() + 10
+        while (left := processes_with(self.marker)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.kill()
+        return left
 
     def kill(self) -> None:
         """SIGKILL the launcher's group and every process that carries this stack's marker."""

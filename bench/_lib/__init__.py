@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from devstack.dev import Child as DevChild, free_port
+from devstack.spawn import processes_with
+
+__all__ = ["FAKE_AWS", "Child", "Conn", "closed_loop", "fake_aws_env", "free_port", "http_request", "machine", "pct",
+           "processes_with", "table"]
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench"
@@ -22,12 +24,6 @@ FAKE_AWS = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "
 def fake_aws_env() -> None:
     for name, value in FAKE_AWS.items():
         os.environ.setdefault(name, value)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -60,14 +56,13 @@ def _fmt(value: object) -> str:
 
 
 # -- child processes ----------------------------------------------------------------------
-class Child:
-    """A child in its own process group; stop() sends SIGTERM to the group, then SIGKILL."""
+class Child(DevChild):
+    """devstack's child process (its own group; SIGTERM, then SIGKILL), started at once, with a log to wait on."""
 
     def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        with log.open("w") as out:
-            self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        log.write_text("")
+        super().__init__(log.stem, argv, env, log)
+        self.start()
 
     def wait_for(self, text: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -78,32 +73,6 @@ class Child:
 
     def tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, first: int = signal.SIGTERM, timeout: float = 15) -> None:
-        for sig, wait in ((first, timeout), (signal.SIGKILL, 5)):
-            if self.proc.poll() is not None:
-                return
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.proc.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
-
-
-def processes_with(marker: str) -> list[int]:
-    """Pids whose environment holds marker (KEY=value): what a bench left running, if anything."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker.encode() in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 # -- a lean keep-alive HTTP/1.1 client (so the client costs little of a 2-core box) ------------

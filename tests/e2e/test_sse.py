@@ -5,7 +5,6 @@ import json
 import os
 import queue
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from chalicelib.service import DropService
 from chalicelib.store import DropStore
 from chalicelib.tables import create_tables
 from chalicelib.tokens import Signer
+from devstack.dev import free_port as _free_port
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,12 +29,6 @@ SIGNING_KEY = secrets.token_hex(32)
 OPERATOR_KEY = secrets.token_hex(16)
 ORIGIN = "http://shop.localhost:5173"
 ROSTER_MIN_STREAMS = 5  # from this many streams on a drop, one shared read of its participants
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _aws_env(endpoint: str) -> dict:

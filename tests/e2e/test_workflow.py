@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ from chalicelib.domain.errors import InvalidPhase, PurchaseExpired
 from chalicelib.service import DropService, draw_result
 from chalicelib.tables import create_tables
 from chalicelib.tokens import new_shopper_id
+from devstack.dev import free_port as _free_port
 from devstack.statemachine import ensure_state_machine, local_function_arns, reconcile
 from tests.e2e import workflow_faults
 
@@ -44,12 +44,6 @@ HANDLERS = {
 }
 POLL_MS, GRACE_MS = 500, 300
 TERMINAL = (Phase.COMPLETED, Phase.FAILED)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def eventually(check: Callable[[], Any], what: str, timeout: float = 20.0, interval: float = 0.1) -> Any:

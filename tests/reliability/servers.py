@@ -9,13 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+from devstack.dev import free_port  # noqa: F401  (servers.free_port for the kill test)
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(module: str, port: int, env: dict, log: Path, *args: str, timeout_s: float = 30) -> subprocess.Popen:
