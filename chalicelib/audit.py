@@ -141,7 +141,7 @@ class FrozenEntries:
         self.listed = fairness.entry_list(self.entries)
         self.index = {p: i for i, (p, _) in enumerate(self.listed)}
         self.levels = fairness.merkle_levels((p, t) for p, t in self.listed)
-        self.root = self.levels[-1][0].hex() if self.levels[-1] else fairness.EMPTY_ROOT
+        self.root = fairness.root_of(self.levels)
         ranked = sorted((p for p in participants if p.rank is not None), key=lambda p: p.rank)
         self.ranking = [p.pseudonym for p in ranked]
 

@@ -43,9 +43,12 @@ def merkle_levels(entries: Iterable[tuple[str, int]]) -> list[list[bytes]]:
     return levels
 
 
-def merkle_root(entries: Iterable[tuple[str, int]]) -> str:
-    levels = merkle_levels(entries)
+def root_of(levels: list[list[bytes]]) -> str:
     return levels[-1][0].hex() if levels[-1] else EMPTY_ROOT
+
+
+def merkle_root(entries: Iterable[tuple[str, int]]) -> str:
+    return root_of(merkle_levels(entries))
 
 
 def proof_from_levels(levels: list[list[bytes]], index: int) -> list[dict]:

@@ -251,7 +251,7 @@ class DropService:
         participants = list(self.store.participants(drop_id))
         entries = {p.pseudonym: p.tickets for p in participants}
         levels = fairness.merkle_levels(entries.items())  # leaves in pseudonym order
-        root = levels[-1][0].hex() if levels[-1] else fairness.EMPTY_ROOT
+        root = fairness.root_of(levels)
         audit.freeze(self.store, drop, entries, root)  # the root is public before the beacon is known
         beacon = audit.beacon_for_draw(self.store, drop)
         secret = self.store.get_secret(drop_id)
@@ -313,7 +313,7 @@ class DropService:
         drop = self.drop(drop_id, fresh=True)
         if drop.phase is not Phase.FAILED:
             raise InvalidPhase(f"Only a FAILED drop can be retried; this one is {drop.phase.value}.")
-        resumed = self.store.set_phase(drop_id, (Phase.FAILED,), resume_phase(drop, self.clock()))
+        resumed = self.store.set_phase(drop_id, (Phase.FAILED,), drop.resume_phase(self.clock()))
         if resumed is None:
             raise InvalidPhase("The drop changed while it was being retried.")
         self._cache.pop(drop_id, None)
@@ -327,17 +327,6 @@ class DropService:
         expected = tuple(p for p in Phase if p not in (Phase.COMPLETED, Phase.FAILED))
         self.store.set_phase(drop_id, expected, Phase.FAILED, failure=error[:500])
         return {"drop_id": drop_id, "phase": Phase.FAILED.value}
-
-
-def resume_phase(drop: Drop, now: int) -> Phase:
-    """The phase a failed drop's stored state says it was in."""
-    if drop.rounds:
-        return Phase.PURCHASE
-    if now < drop.registration_start:
-        return Phase.SCHEDULED
-    if now < drop.registration_end:
-        return Phase.REGISTRATION
-    return Phase.LOTTERY
 
 
 def _order_id(claims: dict, shopper_id: str) -> str:

@@ -29,7 +29,7 @@ from itertools import compress, count, islice
 from operator import itemgetter, methodcaller, sub
 from typing import Mapping
 
-from chalicelib.lottery import _BITS, _NEAR, MAX_TICKETS, _exact_cmp, _prefix, uniform
+from chalicelib.lottery import _NEAR, MAX_TICKETS, _exact_cmp, _prefix, _runs, uniform
 
 _TOP_SCALE = 2.0 ** -64
 _LITTLE = sys.byteorder == "little"
@@ -44,16 +44,7 @@ def rank(entries: Mapping[str, int], seed: str) -> list[str]:
     # with no index list and no gather pass over randomly placed objects (the costly part at 1M).
     ranked = sorted(shoppers, key=partial(next, iter(keys)), reverse=True)
     keys.sort(reverse=True)
-    close = compress(count(1), map(_NEAR.__ge__, map(sub, keys, islice(keys, 1, None))))
-    start = end = -1
-    for i in close:  # positions i-1 and i are too near for floats
-        if i - 1 == end:
-            end = i
-            continue
-        if end >= 0:
-            _exact(ranked, entries, seed, start, end)
-        start, end = i - 1, i
-    if end >= 0:
+    for start, end in _runs(compress(count(1), map(_NEAR.__ge__, map(sub, keys, islice(keys, 1, None))))):
         _exact(ranked, entries, seed, start, end)
     return ranked
 
@@ -101,15 +92,7 @@ def top(entries: Mapping[str, int], k: int, seed: str, margin: int = 64) -> list
     near = list(map(_NEAR.__ge__, map(sub, map(keys.__getitem__, order), map(keys.__getitem__, islice(order, 1, None)))))
     if near and near[-1]:  # the last candidates are near each other: the cut may be wrong, order everyone
         return rank(entries, seed)[:k]
-    start = end = -1
-    for i in compress(count(1), near):
-        if i - 1 == end:
-            end = i
-            continue
-        if end >= 0:
-            _exact(ranked, entries, seed, start, end)
-        start, end = i - 1, i
-    if end >= 0:
+    for start, end in _runs(compress(count(1), near)):
         _exact(ranked, entries, seed, start, end)
     return ranked[:k]
 

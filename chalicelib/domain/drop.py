@@ -98,6 +98,12 @@ class Drop:
             return Phase.LOTTERY
         return self.phase
 
+    def resume_phase(self, now: int) -> Phase:
+        """The phase this drop's stored times and rounds say it is in (a FAILED drop resumes there)."""
+        if self.rounds:
+            return Phase.PURCHASE
+        return replace(self, phase=Phase.SCHEDULED).effective_phase(now)
+
     def accepts_registration(self, now: int) -> bool:
         return self.effective_phase(now) is Phase.REGISTRATION
 
