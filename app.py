@@ -109,12 +109,7 @@ def drop_status(drop_id: str) -> dict:
 @route("/api/drop/{drop_id}/me", ["GET"])
 def my_status(drop_id: str) -> dict:
     svc = bootstrap.service()
-    shopper = svc.shopper(_bearer())
-    view = svc.me(drop_id, shopper)
-    proof = svc.inclusion_proof(drop_id, shopper)
-    if proof:
-        view.update(pseudonym=proof["pseudonym"], inclusion_proof=proof)
-    return view
+    return svc.me(drop_id, svc.shopper(_bearer()))
 
 
 @route("/api/drop/{drop_id}/audit", ["GET"])

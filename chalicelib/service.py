@@ -72,7 +72,11 @@ class DropService:
         if participant is not None and participant.rank is not None and not drop.rounds:
             drop = self.drop(drop_id, fresh=True)  # ranked, but the cached drop predates the draw
         balance = self.store.rollover_balance(shopper_id)
-        return shopper_view(drop, participant, self.clock(), balance)
+        view = shopper_view(drop, participant, self.clock(), balance)
+        proof = audit.inclusion(self.store, drop, participant) if drop.phase in audit.DRAWN_PHASES else None
+        if proof:  # after the draw: the shopper's pseudonym and Merkle inclusion proof
+            view.update(pseudonym=proof["pseudonym"], inclusion_proof=proof)
+        return view
 
     # -- identity ---------------------------------------------------------------
     def new_session(self) -> dict:
@@ -275,12 +279,7 @@ class DropService:
 
     def inclusion_proof(self, drop_id: str, shopper_id: str) -> dict | None:
         """The shopper's pseudonym and Merkle proof once the lottery ran; None before or if not registered."""
-        drop = self.drop(drop_id)
-        if drop.phase not in audit.DRAWN_PHASES and drop.effective_phase(self.clock()) is Phase.LOTTERY:
-            drop = self.drop(drop_id, fresh=True)  # the cache may predate the draw
-        if drop.phase not in audit.DRAWN_PHASES:
-            return None
-        return audit.inclusion(self.store, drop, self.store.get_participant(drop_id, shopper_id))
+        return self.me(drop_id, shopper_id).get("inclusion_proof")
 
     def promote(self, drop_id: str) -> dict:
         drop = self.drop(drop_id, fresh=True)
