@@ -221,7 +221,9 @@ def test_starting_the_same_drop_twice_is_harmless(sfn, drop_sm):
 
 def test_reconcile_restarts_a_stopped_drop_and_skips_running_and_completed_ones(sfn, drop_sm):
     stopped, running = f"slow-{uuid.uuid4().hex[:8]}", f"slow-{uuid.uuid4().hex[:8]}"
-    sfn.stop_execution(executionArn=start_drop_execution(sfn, drop_sm, stopped))
+    stopped_arn = start_drop_execution(sfn, drop_sm, stopped)
+    sfn.stop_execution(executionArn=stopped_arn)
+    assert _wait(sfn, stopped_arn)["status"] == "ABORTED"  # moto aborts once the running task returns
     running_arn = start_drop_execution(sfn, drop_sm, running)
     drops = [
         {"drop_id": stopped, "phase": "LOTTERY"},
